@@ -1,0 +1,103 @@
+// The backend interface: every I/O model presents the same completion
+// (proactor) shape, and owns its execution model (thread per stream, or one
+// event loop). Scenarios are written once against it and never branch on a
+// backend's name; what a backend cannot do is stated in its caps.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "harness/buffer.hpp"
+#include "harness/op.hpp"
+#include "harness/task.hpp"
+
+namespace ringside {
+
+// Who may touch an op's buffer, and when.
+enum class buffer_contract : uint8_t {
+  borrowed_in_syscall,  // lent only for the duration of a syscall
+  borrowed_unsound,     // lent to the kernel but returned on cancel/drop (uring-raw)
+  owned,                // moved into the op, returned only with its final completion
+  bounce,               // caller's span + internal owned buffer, one counted copy
+};
+std::string_view to_string(buffer_contract c) noexcept;
+
+struct backend_caps {
+  buffer_contract contract = buffer_contract::borrowed_in_syscall;
+  bool thread_per_stream = false;       // each spawned task runs on its own thread
+  bool file_io = true;                  // read/write/fsync on regular files
+  bool async_file_io = false;           // file I/O overlaps (false: it runs inline)
+  bool cancel_in_flight = true;         // a pending socket op can be cancelled
+  bool cancel_file_io = false;          // an in-progress file read can be cancelled
+  bool holds_buffer_until_completion = false;
+  bool fixed_buffers = false;           // uses the pool as registered buffers
+  bool zero_copy_send = false;
+};
+
+using clock_type = std::chrono::steady_clock;
+
+class backend {
+ public:
+  virtual ~backend() = default;
+
+  [[nodiscard]] virtual std::string_view name() const noexcept = 0;
+  [[nodiscard]] virtual const backend_caps& caps() const noexcept = 0;
+
+  // ---- setup (may throw std::system_error) ----
+  // The pool whose buffers this run's ops carry. Called once, before spawn.
+  virtual void attach_pool(buffer_pool& pool) { (void)pool; }
+  // Every fd a scenario passes to ops goes through adopt() first, so the
+  // backend can set the mode it needs (O_NONBLOCK for epoll, blocking for
+  // threads). Fds returned by accept ops are adopted by the backend itself.
+  virtual void adopt(int fd) = 0;
+
+  // ---- execution ----
+  // Starts a stream. May be called before run() or from a running task.
+  virtual void spawn(task<> t) = 0;
+  // Runs until every spawned task has finished. Returns 0, or -ETIME if the
+  // deadline passed first (the watchdog's verdict: hang). After -ETIME the
+  // backend has cancelled what it could; the caller must not run it again.
+  virtual int run(clock_type::time_point deadline) = 0;
+
+  // ---- ops (hot path: no exceptions, -errno results) ----
+  // Takes the op; w->on_complete runs exactly once, either before submit()
+  // returns (inline completion) or later from the backend's loop/thread —
+  // never from inside cancel() or drop().
+  virtual op_id submit(op&& o, op_waiter* w) noexcept = 0;
+  // Asks for the op to end early. 0: requested (the op still completes once,
+  // with -ECANCELED or its real result if it won the race); -ENOENT: no such
+  // pending op (already completed, or a stale id).
+  virtual int cancel(op_id id) noexcept = 0;
+  // The waiter is gone (its coroutine frame was destroyed). The backend must
+  // never call it again; what happens to the buffer is the contract.
+  virtual void drop(op_id id) noexcept = 0;
+};
+
+// ---- registry by name ----
+struct backend_options {
+  uint32_t queue_depth = 64;   // ring/loop sizing hint
+  uint32_t max_streams = 64;
+};
+
+struct backend_info {
+  std::string name;
+  std::string description;
+  // Empty when usable here; otherwise why not (e.g. "io_uring_setup: ENOSYS").
+  std::function<std::string()> unavailable_reason;
+  std::function<std::unique_ptr<backend>(const backend_options&)> make;
+};
+
+void register_backend(backend_info info);
+const std::vector<backend_info>& registered_backends();
+const backend_info* find_backend(std::string_view name);
+
+// Registers the built-in backends (called once by main and the tests).
+void register_builtin_backends();
+
+}  // namespace ringside
