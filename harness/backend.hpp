@@ -16,6 +16,7 @@
 #include "harness/buffer.hpp"
 #include "harness/op.hpp"
 #include "harness/task.hpp"
+#include "harness/violation.hpp"
 
 namespace ringside {
 
@@ -77,6 +78,10 @@ class backend {
   // The waiter is gone (its coroutine frame was destroyed). The backend must
   // never call it again; what happens to the buffer is the contract.
   virtual void drop(op_id id) noexcept = 0;
+
+  // ---- detectors built into the backend (the ring ledger) ----
+  // Moves out what the backend's own detectors found since the last call.
+  virtual void collect_violations(std::vector<violation>& out) { (void)out; }
 };
 
 // ---- registry by name ----

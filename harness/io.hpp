@@ -7,6 +7,8 @@
 // holds their address until their one completion.
 #pragma once
 
+#include <atomic>
+#include <cerrno>
 #include <coroutine>
 #include <cstdint>
 #include <utility>
@@ -77,6 +79,8 @@ class op_handle final : op_waiter {
     id_ = be_.submit(std::move(o), this);
     submitting_ = false;
   }
+  // Observable from other streams while submit() is still blocking.
+  [[nodiscard]] op_id started_id() const noexcept { return started_.load(std::memory_order_acquire); }
   op_handle(const op_handle&) = delete;
   op_handle& operator=(const op_handle&) = delete;
   ~op_handle() {
@@ -93,6 +97,7 @@ class op_handle final : op_waiter {
   completion await_resume() noexcept { return std::move(result_); }
 
  private:
+  void on_started(op_id id) noexcept override { started_.store(id, std::memory_order_release); }
   void on_complete(completion&& c) noexcept override {
     detail::account(kind_, false, c);
     result_ = std::move(c);
@@ -105,9 +110,13 @@ class op_handle final : op_waiter {
   completion result_;
   op_id id_;
   std::coroutine_handle<> h_;
+  std::atomic<op_id> started_{};
   bool done_ = false;
   bool submitting_ = false;
 };
+
+// Starts an op now; `auto h = start(be, op{...});` (no copy, no move).
+inline op_handle start(backend& be, op&& o) noexcept { return op_handle(be, std::move(o)); }
 
 // Convenience constructors: one line per op kind in scenario code.
 class io {

@@ -64,6 +64,10 @@ struct completion {
 // Receives exactly one completion per submitted op.
 class op_waiter {
  public:
+  // Called by every backend with the op's id before the op can block or
+  // complete, so a waiter whose submit() blocks (blocking backend) already
+  // knows the id another stream needs to cancel it.
+  virtual void on_started(op_id id) noexcept { (void)id; }
   virtual void on_complete(completion&& c) noexcept = 0;
 
  protected:

@@ -16,6 +16,7 @@
 
 #include "harness/backend.hpp"
 #include "harness/histogram.hpp"
+#include "harness/violation.hpp"
 
 namespace ringside {
 
@@ -60,11 +61,6 @@ struct stream_stats {
   uint64_t ops = 0;
   uint64_t bytes = 0;
   histogram latency;
-};
-
-struct violation {
-  std::string kind;    // e.g. "stream_integrity", "short_read", "io_error"
-  std::string detail;  // one line
 };
 
 // Shared by every task of one scenario run.

@@ -1,0 +1,47 @@
+// Runs one scenario on one backend with one parameter set, measured, and
+// returns what it measured. The CLI, the tests and the smoke suite all use it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "harness/histogram.hpp"
+#include "harness/meters.hpp"
+#include "harness/scenario.hpp"
+#include "harness/violation.hpp"
+
+namespace ringside {
+
+struct run_result {
+  std::string name;       // "tcp.echo/backend:epoll/msg:1024/conns:64"
+  std::string backend;
+  std::string scenario;
+  params prm;
+  // "clean", "unsupported: <why>", "hang", "error: <what>", or the
+  // comma-separated violation kinds.
+  std::string verdict;
+  std::vector<violation> violations;
+  bool measured = false;  // false for unsupported/error rows
+
+  uint64_t ops = 0;
+  uint64_t bytes = 0;
+  double wall_s = 0;
+  histogram latency;
+  meters::snapshot meter;  // deltas over the timed region
+  cpu_usage cpu;           // deltas over the timed region
+};
+
+struct run_options {
+  // Watchdog: the timed region may last at most duration * factor + slack.
+  double watchdog_factor = 3.0;
+  double watchdog_slack_s = 10.0;
+  backend_options backend;
+};
+
+// Never throws for problems of the run itself (they become the verdict);
+// throws usage_error for bad user input (e.g. --dir that does not exist).
+run_result run_scenario(const backend_info& b, const scenario_info& s, const params& p,
+                        const run_options& opt = {});
+
+}  // namespace ringside
