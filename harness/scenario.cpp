@@ -8,6 +8,11 @@ std::string_view to_string(verify_mode m) noexcept {
   return m == verify_mode::full ? "full" : "sample";
 }
 
+std::atomic<bool>& interrupted() noexcept {
+  static std::atomic<bool> flag{false};
+  return flag;
+}
+
 stream_stats& run_ctx::new_stream() {
   std::lock_guard lk(mu_);
   return streams_.emplace_back();

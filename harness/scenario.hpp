@@ -63,6 +63,10 @@ struct stream_stats {
   histogram latency;
 };
 
+// Set from a SIGINT/SIGTERM handler: every running scenario winds down at its
+// next keep_going() and the CLI writes what it measured so far.
+std::atomic<bool>& interrupted() noexcept;
+
 // Shared by every task of one scenario run.
 class run_ctx {
  public:
@@ -74,7 +78,7 @@ class run_ctx {
   // True while the run's time or op budget lasts. Claims one op from the
   // budget when ops > 0, so concurrent streams share it exactly.
   bool keep_going() noexcept {
-    if (stop_.load(std::memory_order_relaxed)) return false;
+    if (stop_.load(std::memory_order_relaxed) || interrupted().load(std::memory_order_relaxed)) return false;
     if (params_.ops > 0) return claimed_.fetch_add(1, std::memory_order_relaxed) < params_.ops;
     return clock_type::now() < end_;
   }

@@ -1,0 +1,24 @@
+// Parsers for user-supplied values. Every one either returns a value or
+// throws usage_error with a one-line message naming the option.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ringside {
+
+// "4096", "4k", "128K", "64m", "1g" (powers of 1024). Rejects 0 unless allow_zero,
+// negatives, junk, overflow, and values above max.
+uint64_t parse_size(std::string_view opt, std::string_view text, uint64_t max, bool allow_zero = false);
+// Decimal integer in [min, max].
+uint64_t parse_count(std::string_view opt, std::string_view text, uint64_t min, uint64_t max);
+// Seconds with decimals ("0.5"), finite, in (0, max].
+double parse_seconds(std::string_view opt, std::string_view text, double max);
+// Non-negative finite rate (0 = closed loop).
+double parse_rate(std::string_view opt, std::string_view text);
+// "a,b,c" -> {"a","b","c"}; empty items rejected.
+std::vector<std::string> split_list(std::string_view opt, std::string_view text);
+
+}  // namespace ringside

@@ -1,0 +1,117 @@
+#include "harness/runner.hpp"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <optional>
+#include <system_error>
+
+namespace ringside {
+
+namespace {
+
+std::string verdict_of(const std::vector<violation>& v) {
+  if (v.empty()) return "clean";
+  std::vector<std::string_view> kinds;
+  for (const auto& x : v) {
+    bool seen = false;
+    for (auto k : kinds) seen = seen || k == x.kind;
+    if (!seen) kinds.push_back(x.kind);
+  }
+  std::string out;
+  for (auto k : kinds) {
+    if (!out.empty()) out += ',';
+    out += k;
+  }
+  return out;
+}
+
+clock_type::duration seconds(double s) {
+  return std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(s));
+}
+
+}  // namespace
+
+run_result run_scenario(const backend_info& b, const scenario_info& s, const params& p,
+                        const run_options& opt) {
+  run_result r;
+  r.backend = b.name;
+  r.scenario = s.name;
+  r.prm = p;
+  r.name = fmt::format("{}/backend:{}{}", s.name, b.name, name_params(s, p));
+
+  if (auto why = b.unavailable_reason ? b.unavailable_reason() : std::string{}; !why.empty()) {
+    r.verdict = "unsupported: " + why;
+    return r;
+  }
+
+  // Destroyed in reverse: backend (drains the kernel's hold on buffers and
+  // fds) before the scenario (closes fds, removes files) before the pool.
+  std::optional<buffer_pool> pool;
+  std::unique_ptr<scenario> sc;
+  std::unique_ptr<backend> be;
+  try {
+    be = b.make(opt.backend);
+    sc = s.make(p);
+    if (auto why = sc->unsupported_reason(be->caps()); !why.empty()) {
+      r.verdict = "unsupported: " + why;
+      return r;
+    }
+    pool.emplace(std::max<size_t>(sc->buffers_needed(), 1), p.bs);
+    be->attach_pool(*pool);
+    sc->prepare(*be);
+  } catch (const usage_error&) {
+    throw;
+  } catch (const std::exception& e) {
+    r.verdict = fmt::format("error: setup: {}", e.what());
+    r.violations.push_back({"error", r.verdict});
+    return r;
+  }
+
+  const auto budget = p.ops > 0 ? seconds(opt.watchdog_slack_s * 3) : seconds(p.duration_s);
+  const auto m0 = meters::read();
+  const auto c0 = read_cpu_usage();
+  const auto t0 = clock_type::now();
+  run_ctx ctx(p, t0, t0 + seconds(p.duration_s));
+  const auto deadline =
+      t0 + seconds(std::chrono::duration<double>(budget).count() * opt.watchdog_factor + opt.watchdog_slack_s);
+
+  int rc = 0;
+  try {
+    sc->start(*be, *pool, ctx);
+    rc = be->run(deadline);
+  } catch (const std::exception& e) {
+    ctx.report("error", fmt::format("run: {}", e.what()));
+  }
+  const auto t1 = clock_type::now();
+  r.cpu = read_cpu_usage() - c0;
+  r.meter = meters::read() - m0;
+  r.wall_s = std::chrono::duration<double>(t1 - t0).count();
+
+  if (rc == -ETIME) {
+    ctx.report("hang", fmt::format("watchdog: still running {:.1f}s after start", r.wall_s));
+  } else {
+    try {
+      sc->verify(ctx);
+    } catch (const std::exception& e) {
+      ctx.report("error", fmt::format("verify: {}", e.what()));
+    }
+  }
+
+  for (const auto& st : ctx.streams()) {
+    r.ops += st.ops;
+    r.bytes += st.bytes;
+    r.latency.merge(st.latency);
+  }
+  r.violations = ctx.violations();
+  be->collect_violations(r.violations);
+  be.reset();
+  sc.reset();
+  r.verdict = verdict_of(r.violations);
+  r.measured = true;
+  return r;
+}
+
+}  // namespace ringside
