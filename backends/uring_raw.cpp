@@ -1,0 +1,73 @@
+// uring-raw: io_uring with the caller's buffer lent straight to the kernel and
+// handed back whenever the caller asks. UNSOUND ON PURPOSE: it is the negative
+// control the safety suite must always catch.
+//
+// Buffer contract (borrowed_unsound): the buffer is the caller's again as soon
+// as cancel() returns (the -ECANCELED completion carries it, delivered from the
+// loop before the kernel's CQE) or the op is dropped (released to the pool at
+// once), while the kernel may still write into it. The cancelled op's real
+// result is lost: data it received, or a connection it accepted, vanish.
+#include <cerrno>
+#include <memory>
+
+#include "harness/backend.hpp"
+#include "harness/ring.hpp"
+#include "harness/uring_loop.hpp"
+
+namespace ringside {
+
+namespace {
+
+class uring_raw final : public uring_loop {
+ public:
+  explicit uring_raw(const backend_options& o) : uring_loop(uring_loop_defaults(o)) {}
+  ~uring_raw() override { teardown(); }
+
+  [[nodiscard]] std::string_view name() const noexcept override { return "uring-raw"; }
+  [[nodiscard]] const backend_caps& caps() const noexcept override {
+    static const backend_caps c{
+        .contract = buffer_contract::borrowed_unsound,
+        .file_io = true,
+        .async_file_io = true,
+        .cancel_in_flight = true,
+        // A regular-file read, once issued, runs to completion in the kernel.
+        .cancel_file_io = false,
+        .holds_buffer_until_completion = false,
+    };
+    return c;
+  }
+
+  // The cancel is sent but not awaited: the op completes -ECANCELED now, with
+  // its buffer, whatever the kernel does next.
+  int cancel(op_id id) noexcept override {
+    op_slot* s = pending(id);
+    if (s == nullptr) return -ENOENT;
+    request_cancel(*s);
+    complete_early(*s, -ECANCELED);
+    return 0;
+  }
+
+  // The buffer goes back to the pool now, still lent to the kernel: the ledger
+  // sees a release of a range in flight.
+  void drop(op_id id) noexcept override {
+    op_slot* s = attached(id);
+    if (s == nullptr) return;
+    detach(*s);
+    s->buf.reset();
+    request_cancel(*s);
+  }
+};
+
+}  // namespace
+
+void register_uring_raw_backend() {
+  register_backend({
+      .name = "uring-raw",
+      .description = "io_uring, caller's buffer straight into the SQE, returned on cancel/drop "
+                     "(unsound on purpose: the negative control)",
+      .unavailable_reason = [] { return uring_unavailable_reason(); },
+      .make = [](const backend_options& o) -> std::unique_ptr<backend> { return std::make_unique<uring_raw>(o); },
+  });
+}
+
+}  // namespace ringside

@@ -1,0 +1,169 @@
+#include "harness/ring.hpp"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <system_error>
+#include <vector>
+
+namespace ringside {
+
+namespace {
+
+// io_uring_queue_init_params with its syscalls counted: io_uring_setup, then
+// one mmap for SQ+CQ rings (IORING_FEAT_SINGLE_MMAP) or two, plus one for the
+// SQE array.
+int counted_queue_init(unsigned entries, io_uring& r, io_uring_params& p) noexcept {
+  const int ret = io_uring_queue_init_params(entries, &r, &p);
+  meters::count_syscall(1);
+  if (ret == 0) meters::count_syscall((p.features & IORING_FEAT_SINGLE_MMAP) != 0 ? 2 : 3);
+  return ret;
+}
+
+// io_uring_queue_exit with its syscalls counted: munmap of the SQE array and
+// of the ring(s), then close of the ring fd.
+void counted_queue_exit(io_uring& r) noexcept {
+  const bool single_mmap = (r.features & IORING_FEAT_SINGLE_MMAP) != 0;
+  io_uring_queue_exit(&r);
+  meters::count_syscall(single_mmap ? 3 : 4);
+}
+
+// Opcodes the io_uring backends issue; a kernel without one cannot run them.
+struct needed_op {
+  int op;
+  const char* name;
+};
+constexpr needed_op needed_ops[] = {
+    {IORING_OP_NOP, "IORING_OP_NOP"},           {IORING_OP_READ, "IORING_OP_READ"},
+    {IORING_OP_WRITE, "IORING_OP_WRITE"},       {IORING_OP_RECV, "IORING_OP_RECV"},
+    {IORING_OP_SEND, "IORING_OP_SEND"},         {IORING_OP_ACCEPT, "IORING_OP_ACCEPT"},
+    {IORING_OP_CONNECT, "IORING_OP_CONNECT"},   {IORING_OP_CLOSE, "IORING_OP_CLOSE"},
+    {IORING_OP_FSYNC, "IORING_OP_FSYNC"},       {IORING_OP_TIMEOUT, "IORING_OP_TIMEOUT"},
+    {IORING_OP_ASYNC_CANCEL, "IORING_OP_ASYNC_CANCEL"},
+};
+
+std::string probe() {
+  io_uring r{};
+  io_uring_params p{};
+  // 8: the smallest ring worth probing with; nothing is submitted.
+  if (int ret = counted_queue_init(8, r, p); ret < 0)
+    return fmt::format("io_uring_queue_init: {}", std::strerror(-ret));
+  std::string why;
+  if ((p.features & IORING_FEAT_EXT_ARG) == 0) why = "io_uring: kernel lacks IORING_FEAT_EXT_ARG (Linux 5.11+)";
+  if (why.empty()) {
+    io_uring_probe* pr = io_uring_get_probe_ring(&r);
+    meters::count_syscall();  // IORING_REGISTER_PROBE
+    if (pr == nullptr) {
+      why = "io_uring: IORING_REGISTER_PROBE failed";
+    } else {
+      for (const auto& n : needed_ops)
+        if (!io_uring_opcode_supported(pr, n.op)) {
+          why = fmt::format("io_uring: kernel lacks {}", n.name);
+          break;
+        }
+      io_uring_free_probe(pr);
+    }
+  }
+  counted_queue_exit(r);
+  return why;
+}
+
+}  // namespace
+
+std::string uring_unavailable_reason() {
+  static const std::string reason = probe();
+  return reason;
+}
+
+ring::ring(const ring_options& o) {
+  unsigned base = 0;
+  if (o.cq_entries != 0) base |= IORING_SETUP_CQSIZE;
+  unsigned defer = o.single_issuer ? (IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN) : 0;
+  unsigned coop = o.coop_taskrun ? (IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG) : 0;
+  // Older kernels reject flags they do not know with -EINVAL: drop the
+  // optional ones, newest first, and keep the ring.
+  const unsigned attempts[] = {base | defer | coop, base | defer, base | coop, base};
+  int ret = -EINVAL;
+  for (unsigned flags : attempts) {
+    io_uring_params p{};
+    p.flags = flags;
+    p.cq_entries = o.cq_entries;
+    ret = counted_queue_init(o.entries, ring_, p);
+    if (ret != -EINVAL) break;
+  }
+  if (ret < 0) throw std::system_error(-ret, std::generic_category(), "io_uring_queue_init");
+  open_ = true;
+  if ((ring_.features & IORING_FEAT_EXT_ARG) == 0) {
+    close();
+    throw std::system_error(ENOSYS, std::generic_category(), "io_uring: IORING_FEAT_EXT_ARG (Linux 5.11+) needed");
+  }
+}
+
+ring::~ring() { close(); }
+
+void ring::close() noexcept {
+  if (!open_) return;
+  if (fixed_pool_ != nullptr) unregister_buffers();
+  counted_queue_exit(ring_);
+  open_ = false;
+}
+
+int ring::submit() noexcept {
+  if (!open_ || io_uring_sq_ready(&ring_) == 0) return 0;
+  count_enter();
+  return io_uring_submit(&ring_);
+}
+
+int ring::submit_and_wait(std::chrono::nanoseconds timeout) noexcept {
+  if (!open_) return -EBADF;
+  if (io_uring_cq_ready(&ring_) > 0) return submit();
+  if (timeout.count() < 0) timeout = {};
+  __kernel_timespec ts{};
+  ts.tv_sec = timeout.count() / 1'000'000'000;
+  ts.tv_nsec = timeout.count() % 1'000'000'000;
+  int ret;
+  count_enter();
+  if (io_uring_sq_ready(&ring_) > 0) {
+    // Queued SQEs: liburing 2.3 enters exactly once here (it must submit, and
+    // with a timeout it never loops back into the kernel).
+    io_uring_cqe* cqe = nullptr;
+    ret = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+  } else {
+    // Nothing queued: enter ourselves. liburing would skip the enter if a CQE
+    // were posted between our look at the CQ and its own, and the count would
+    // be off by one.
+    io_uring_getevents_arg arg{};
+    arg.sigmask_sz = _NSIG / 8;
+    arg.ts = reinterpret_cast<uint64_t>(&ts);
+    ret = io_uring_enter2(unsigned(ring_.ring_fd), 0, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
+                          reinterpret_cast<sigset_t*>(&arg), sizeof arg);
+  }
+  if (ret == -ETIME || ret == -EINTR) return 0;
+  return ret;
+}
+
+int ring::register_buffers(const buffer_pool& pool) noexcept {
+  if (!open_) return -EBADF;
+  if (fixed_pool_ != nullptr) unregister_buffers();
+  std::vector<iovec> iov;
+  try {
+    iov = pool.iovecs();
+  } catch (...) {
+    return -ENOMEM;
+  }
+  meters::count_syscall();
+  const int ret = io_uring_register_buffers(&ring_, iov.data(), unsigned(iov.size()));
+  if (ret == 0) fixed_pool_ = &pool;
+  return ret;
+}
+
+void ring::unregister_buffers() noexcept {
+  if (fixed_pool_ == nullptr || !open_) return;
+  meters::count_syscall();
+  io_uring_unregister_buffers(&ring_);
+  fixed_pool_ = nullptr;
+}
+
+}  // namespace ringside

@@ -1,0 +1,188 @@
+// The event loop and op-slot table both io_uring backends share. The backends
+// differ only in their buffer contract, i.e. in cancel() and drop(), which they
+// compose from the building blocks below; everything else lives here once.
+//
+// Ops live in immovable slots (chunks of a slab that never move, a LIFO free
+// list, a generation per slot). The slot index and generation are the op_id
+// and the SQE's user_data, so a CQE finds its slot in O(1) and a reused slot
+// can never be mistaken for its previous op. The op's buffer, its connect
+// address and its timeout's __kernel_timespec live in the slot until the
+// op's final CQE (or, for uring-raw's cancel, until the completion is handed
+// out early), so nothing the kernel points at can die with a caller's frame.
+//
+// The loop (run()): start spawned tasks; deliver settled completions (never
+// from inside cancel()/drop()); submit queued SQEs and wait for >= 1 CQE in ONE
+// io_uring_enter, with a timeout so the deadline is honoured; reap every ready
+// CQE and call the waiters. No heap allocation per op in steady state.
+//
+// Single-threaded: every call comes from the thread that runs the loop.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <vector>
+
+#include "harness/backend.hpp"
+#include "harness/ledger.hpp"
+#include "harness/ring.hpp"
+
+namespace ringside {
+
+struct uring_loop_options {
+  ring_options ring;
+  // Registers the attached pool as fixed buffers; read/write of its buffers
+  // then use IORING_OP_READ_FIXED / WRITE_FIXED. Falls back to plain ops if
+  // registration fails (e.g. RLIMIT_MEMLOCK).
+  bool fixed_buffers = false;
+  // The ledger records submission and release stacks (slow; for repros).
+  bool capture_stacks = false;
+  // How long teardown may wait for the kernel to give back cancelled ops.
+  // 2 s: a cancelled socket op completes in microseconds and a disk read in
+  // milliseconds; anything slower is a hang worth reporting, not waiting for.
+  std::chrono::milliseconds teardown_budget{2000};
+  // Initial slot count (grown geometrically if exceeded).
+  uint32_t initial_slots = 256;
+};
+
+// Ring and slab sizing from the registry's hints.
+uring_loop_options uring_loop_defaults(const backend_options& o);
+
+class uring_loop : public backend {
+ public:
+  ~uring_loop() override;
+  uring_loop(const uring_loop&) = delete;
+  uring_loop& operator=(const uring_loop&) = delete;
+  uring_loop(uring_loop&&) = delete;
+  uring_loop& operator=(uring_loop&&) = delete;
+
+  void attach_pool(buffer_pool& pool) override;
+  // io_uring drives blocking and non-blocking descriptors alike: nothing to set.
+  void adopt(int fd) override { (void)fd; }
+  void spawn(task<> t) override;
+  int run(clock_type::time_point deadline) override;
+  op_id submit(op&& o, op_waiter* w) noexcept override;
+  void collect_violations(std::vector<violation>& out) override;
+
+  // For tests and tools.
+  [[nodiscard]] ring& uring() noexcept { return ring_; }
+  [[nodiscard]] buffer_ledger& ledger() noexcept { return ledger_; }
+  // Ops whose final CQE has not been reaped yet (graveyard included).
+  [[nodiscard]] size_t ops_in_kernel() const noexcept { return in_kernel_; }
+  [[nodiscard]] bool fixed_buffers_active() const noexcept { return use_fixed_; }
+
+ protected:
+  explicit uring_loop(const uring_loop_options& o);
+
+  struct op_slot {
+    buffer buf;                   // the op's buffer; see the backend's contract
+    op_waiter* waiter = nullptr;  // null: dropped, or its completion already handed out
+    uint64_t offset = 0;
+    uint32_t len = 0;
+    int fd = -1;
+    uint32_t gen = 1;             // never 0, so no op_id is 0
+    uint32_t index = 0;
+    uint32_t next = ~0u;          // free list or ready queue
+    int32_t res = 0;              // settled result, waiting in the ready queue
+    op_kind kind = op_kind::nop;
+    bool in_use = false;
+    bool in_kernel = false;       // SQE prepared, final CQE not reaped yet
+    bool settled = false;         // result decided before the kernel's CQE
+    bool queued = false;          // in the ready queue
+    bool cancel_sent = false;
+    __kernel_timespec ts{};       // timeout: the kernel reads it after submit
+    socklen_t addrlen = 0;
+    sockaddr_storage addr{};      // connect: a copy; the caller's may die with its frame
+  };
+
+  // ---- building blocks for cancel() / drop() ----
+  // The op id names, if it still owes its waiter a completion not yet decided.
+  op_slot* pending(op_id id) noexcept;
+  // The op id names, if it still has a waiter (its completion may be decided
+  // and waiting in the ready queue).
+  op_slot* attached(op_id id) noexcept;
+  // Asks the kernel to cancel the op (IORING_OP_ASYNC_CANCEL, once; its own
+  // CQE carries a reserved tag). The op still ends with ITS OWN CQE. An op the
+  // kernel never saw (no SQE could be had yet) settles -ECANCELED instead.
+  void request_cancel(op_slot& s) noexcept;
+  // Decides the op's completion now: it is delivered from the loop with the
+  // slot's buffer, and the kernel's CQE, when it comes, is ignored.
+  void complete_early(op_slot& s, int32_t res) noexcept;
+  // The waiter is gone: never call it again.
+  static void detach(op_slot& s) noexcept { s.waiter = nullptr; }
+
+  // Destroys remaining task frames (their awaiters call drop(), so this must
+  // run while the derived backend still exists: every derived destructor calls
+  // it first), cancels everything in flight, drains the CQEs (bounded by
+  // teardown_budget), exits the ring, then detaches the ledger. Idempotent.
+  void teardown() noexcept;
+
+ private:
+  struct task_record final : task_observer {
+    uring_loop* owner = nullptr;
+    std::coroutine_handle<> h;
+    uint32_t index = 0;
+    bool live = false;
+    void on_task_done(std::exception_ptr error) noexcept override { owner->task_done(*this, error); }
+  };
+
+  // 256 slots per chunk: small enough to add mid-run, large enough that the
+  // chunk table stays tiny.
+  static constexpr uint32_t chunk_bits = 8;
+  static constexpr uint32_t chunk_size = 1u << chunk_bits;
+  static constexpr uint32_t npos = ~0u;
+
+  op_slot& slot(uint32_t i) noexcept { return chunks_[i >> chunk_bits][i & (chunk_size - 1)]; }
+  op_slot* lookup(op_id id) noexcept;
+  uint32_t alloc_slot() noexcept;
+  void free_slot(op_slot& s) noexcept;
+  bool grow_slots() noexcept;
+
+  int32_t fill(op_slot& s, op&& o) noexcept;  // 0 or -errno for an op that cannot be issued
+  bool prep(op_slot& s) noexcept;             // false: no SQE now (backlog)
+  bool send_cancel(op_slot& s) noexcept;      // false: no SQE now
+  void settle(op_slot& s, int32_t res) noexcept;
+  void finish(op_slot& s, int32_t res, uint32_t flags) noexcept;
+  void on_cqe(const io_uring_cqe& c) noexcept;
+
+  void start_spawned() noexcept;
+  void flush_backlog() noexcept;
+  void deliver_ready() noexcept;
+  void reap_all() noexcept;
+  void task_done(task_record& r, std::exception_ptr error) noexcept;
+  void note(std::string kind, std::string detail) noexcept;
+
+  uring_loop_options options_;
+  buffer_ledger ledger_;
+  ring ring_;
+  buffer_pool* pool_ = nullptr;
+  bool use_fixed_ = false;
+
+  std::vector<std::unique_ptr<op_slot[]>> chunks_;
+  uint32_t capacity_ = 0;
+  uint32_t free_head_ = npos;
+  uint32_t ready_head_ = npos;
+  uint32_t ready_tail_ = npos;
+  size_t in_kernel_ = 0;
+  size_t cancels_in_flight_ = 0;
+  std::vector<op_id> backlog_;         // ops waiting for an SQE (SQ full and submit failed)
+  std::vector<op_id> cancel_backlog_;  // cancels waiting for an SQE
+
+  std::deque<task_record> tasks_;  // deque: records never move (tasks hold their address)
+  std::vector<uint32_t> free_tasks_;
+  std::vector<uint32_t> start_queue_;
+  std::vector<uint32_t> starting_;
+  size_t live_tasks_ = 0;
+
+  std::vector<violation> violations_;
+  bool hung_ = false;
+  bool tearing_down_ = false;
+  bool torn_down_ = false;
+};
+
+}  // namespace ringside
