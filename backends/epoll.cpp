@@ -1,0 +1,680 @@
+// The epoll backend: one readiness loop, non-blocking syscalls, try-then-wait.
+//
+// submit() tries the non-blocking syscall at once; if it succeeds the op
+// completes inline, if it says EAGAIN the op is parked on its fd until epoll
+// reports the fd ready, and the loop tries again. Nothing is ever in the
+// kernel between syscalls, so buffers are borrowed only inside a syscall and
+// cancel is just "unpark and complete with -ECANCELED". Regular files cannot
+// be watched by epoll (EPERM) and never say EAGAIN: their pread/pwrite run
+// inline (caps.async_file_io = false).
+//
+// Single-threaded: submit, cancel, drop, spawn and run must all be called from
+// the thread that runs the loop (tasks run there).
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <coroutine>
+#include <exception>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "harness/backend.hpp"
+#include "harness/meters.hpp"
+#include "harness/sys.hpp"
+#include "harness/unique_fd.hpp"
+
+namespace ringside {
+namespace {
+
+constexpr uint32_t no_slot = UINT32_MAX;
+// 64 consecutive inline completions, then the next one goes through the loop:
+// a stream whose ops are always ready (regular-file reads, a socket that is
+// never empty) would otherwise never give the loop back and starve the rest.
+constexpr uint32_t max_inline_streak = 64;
+// 64 events per epoll_wait: enough to batch a busy loop; more wait one turn.
+constexpr size_t event_batch = 64;
+// Teardown delivers completions of ops whose waiters outlive the task frames;
+// those callbacks may submit again. 16 rounds bound that.
+constexpr int teardown_rounds = 16;
+
+enum class slot_state : uint8_t {
+  free,
+  trying,        // inside submit(), before the first attempt
+  parked_fd,     // waiting for readiness on its fd
+  parked_timer,  // timeout op in the timer heap
+  ready,         // result known, queued for delivery from the loop
+};
+
+enum class direction : uint8_t { in, out };
+
+// An intrusive FIFO of slot indices (through op_slot::prev/next).
+struct slot_list {
+  uint32_t head = no_slot;
+  uint32_t tail = no_slot;
+  [[nodiscard]] bool empty() const noexcept { return head == no_slot; }
+};
+
+// One op. Slots live in a vector and are addressed by index (never by a
+// pointer kept across a call that may grow it); growth happens only when more
+// ops are outstanding than ever before, so the steady state allocates nothing.
+struct op_slot {
+  op o;  // its buffer stays here while parked; the kernel never holds it
+  op_waiter* waiter = nullptr;  // null once dropped
+  clock_type::time_point due{};
+  int32_t res = 0;
+  uint32_t gen = 1;  // 0 is never used, so no id is ever 0 ("no op")
+  uint32_t prev = no_slot;
+  uint32_t next = no_slot;  // also the free-list link
+  uint32_t heap_pos = no_slot;
+  slot_state state = slot_state::free;
+  direction dir = direction::in;
+  bool connecting = false;  // connect() said EINPROGRESS: the next attempt reads SO_ERROR
+  bool cancel_requested = false;
+};
+
+// Per descriptor: one epoll registration (edge-triggered, both directions,
+// made lazily at the first park) and the ops parked on it, in order.
+struct fd_entry {
+  slot_list readers;  // read, recv, accept
+  slot_list writers;  // write, send, connect
+  bool registered = false;
+};
+
+constexpr direction direction_of(op_kind k) noexcept {
+  return (k == op_kind::write || k == op_kind::send || k == op_kind::connect) ? direction::out : direction::in;
+}
+
+class epoll_backend;
+
+struct task_record final : task_observer {
+  explicit task_record(epoll_backend& b) noexcept : owner(b) {}
+  void on_task_done(std::exception_ptr error) noexcept override;
+
+  epoll_backend& owner;
+  std::coroutine_handle<> frame;  // destroyed by the destructor if the task never ended
+  bool done = false;
+};
+
+class epoll_backend final : public backend {
+ public:
+  epoll_backend() {
+    meters::count_syscall();
+    epfd_.reset(::epoll_create1(EPOLL_CLOEXEC));
+    if (!epfd_) throw std::system_error(errno, std::generic_category(), "epoll: epoll_create1");
+  }
+  epoll_backend(const epoll_backend&) = delete;
+  epoll_backend& operator=(const epoll_backend&) = delete;
+
+  ~epoll_backend() override {
+    // Frames first: their op_awaiters call drop(), which needs the tables.
+    for (auto& t : tasks_)
+      if (!t->done && t->frame) std::exchange(t->frame, {}).destroy();
+    // Ops whose waiters live outside any task frame still get their one
+    // completion: parked ones are cancelled, known results delivered.
+    for (int round = 0; round < teardown_rounds; ++round) {
+      cancel_all_parked();
+      if (ready_.empty()) break;
+      while (!ready_.empty()) {
+        const uint32_t i = ready_.head;
+        unlink(ready_, i);
+        deliver(i);
+      }
+    }
+  }
+
+  [[nodiscard]] std::string_view name() const noexcept override { return "epoll"; }
+  [[nodiscard]] const backend_caps& caps() const noexcept override { return caps_; }
+
+  void adopt(int fd) override {
+    meters::count_syscall();
+    const int fl = ::fcntl(fd, F_GETFL);
+    if (fl < 0) throw std::system_error(errno, std::generic_category(), "epoll: fcntl(F_GETFL)");
+    if ((fl & O_NONBLOCK) == 0) {
+      meters::count_syscall();
+      if (::fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        throw std::system_error(errno, std::generic_category(), "epoll: fcntl(F_SETFL)");
+    }
+    // A number seen before may name a new file now: start from a clean entry
+    // (registration happens lazily, at the first park).
+    forget_fd(fd);
+  }
+
+  void spawn(task<> t) override {
+    auto& rec = *tasks_.emplace_back(std::make_unique<task_record>(*this));
+    rec.frame = make_detached(std::move(t), &rec).release();
+    to_start_.push_back(&rec);
+    ++live_;
+  }
+
+  int run(clock_type::time_point deadline) override {
+    for (;;) {
+      start_spawned();
+      deliver_ready();
+      sweep_tasks();
+      if (live_ == 0) break;
+      const auto now = clock_type::now();
+      if (now >= deadline) return -ETIME;
+      auto wake = deadline;
+      if (!ready_.empty() || !to_start_.empty()) wake = now;
+      else if (!heap_.empty()) wake = std::min(wake, slots_[heap_[0]].due);
+      const int n = wait_events(wake - now);
+      for (int k = 0; k < n; ++k) on_event(events_[size_t(k)]);
+      expire_timers(clock_type::now());
+    }
+    if (auto e = std::exchange(error_, nullptr)) std::rethrow_exception(e);
+    return 0;
+  }
+
+  op_id submit(op&& o, op_waiter* w) noexcept override {
+    const uint32_t i = claim();
+    if (i == no_slot) {
+      w->on_complete(completion{-ENOMEM, 0, std::move(o.buf)});
+      return {};
+    }
+    op_slot& s = slots_[i];
+    s.o = std::move(o);
+    s.waiter = w;
+    s.state = slot_state::trying;
+    const op_id id = op_id::make(i, s.gen);
+    w->on_started(id);
+    start_op(i);
+    return id;
+  }
+
+  int cancel(op_id id) noexcept override {
+    const uint32_t i = live_slot(id);
+    if (i == no_slot) return -ENOENT;
+    op_slot& s = slots_[i];
+    switch (s.state) {
+      case slot_state::trying:
+        s.cancel_requested = true;  // on_started cancelled it: start_op sees this
+        return 0;
+      case slot_state::parked_fd:
+        unlink(parked_list(i), i);
+        make_ready(i, -ECANCELED);
+        return 0;
+      case slot_state::parked_timer:
+        heap_remove(i);
+        make_ready(i, -ECANCELED);
+        return 0;
+      case slot_state::ready:  // its real result is known and will be delivered
+      case slot_state::free:
+        return -ENOENT;
+    }
+    return -ENOENT;
+  }
+
+  // The buffer goes back to the pool at once: the kernel holds nothing.
+  void drop(op_id id) noexcept override {
+    const uint32_t i = live_slot(id);
+    if (i == no_slot) return;
+    op_slot& s = slots_[i];
+    switch (s.state) {
+      case slot_state::trying:
+        s.waiter = nullptr;  // delivered to nobody when submit() finishes it
+        return;
+      case slot_state::parked_fd:
+        unlink(parked_list(i), i);
+        break;
+      case slot_state::parked_timer:
+        heap_remove(i);
+        break;
+      case slot_state::ready:
+        unlink(ready_, i);
+        break;
+      case slot_state::free:
+        return;
+    }
+    release(i);
+  }
+
+  void task_done(task_record& rec, std::exception_ptr error) noexcept {
+    rec.done = true;
+    --live_;
+    ++finished_;
+    if (error && !error_) error_ = error;
+  }
+
+ private:
+  // ---- slots ----
+  uint32_t claim() noexcept {
+    if (free_head_ != no_slot) {
+      const uint32_t i = free_head_;
+      free_head_ = slots_[i].next;
+      return i;
+    }
+    try {
+      slots_.emplace_back();
+    } catch (...) {
+      return no_slot;
+    }
+    return static_cast<uint32_t>(slots_.size() - 1);
+  }
+
+  void release(uint32_t i) noexcept {
+    op_slot& s = slots_[i];
+    s.o = op{};  // gives the buffer back to its pool
+    s.waiter = nullptr;
+    s.state = slot_state::free;
+    s.connecting = false;
+    s.cancel_requested = false;
+    s.heap_pos = no_slot;
+    if (++s.gen == 0) s.gen = 1;
+    s.prev = no_slot;
+    s.next = free_head_;
+    free_head_ = i;
+  }
+
+  // The slot of a pending or ready op with this id, or no_slot.
+  [[nodiscard]] uint32_t live_slot(op_id id) const noexcept {
+    const uint32_t i = id.slot();
+    if (i >= slots_.size()) return no_slot;
+    const op_slot& s = slots_[i];
+    return (s.gen == id.gen() && s.state != slot_state::free) ? i : no_slot;
+  }
+
+  // ---- intrusive lists ----
+  void push_back(slot_list& l, uint32_t i) noexcept {
+    op_slot& s = slots_[i];
+    s.prev = l.tail;
+    s.next = no_slot;
+    if (l.tail != no_slot) slots_[l.tail].next = i;
+    else l.head = i;
+    l.tail = i;
+  }
+  void unlink(slot_list& l, uint32_t i) noexcept {
+    op_slot& s = slots_[i];
+    if (s.prev != no_slot) slots_[s.prev].next = s.next;
+    else l.head = s.next;
+    if (s.next != no_slot) slots_[s.next].prev = s.prev;
+    else l.tail = s.prev;
+    s.prev = s.next = no_slot;
+    if (&l == &ready_) --ready_size_;
+  }
+  slot_list& parked_list(uint32_t i) noexcept {
+    const op_slot& s = slots_[i];
+    fd_entry& e = fds_[size_t(s.o.fd)];
+    return s.dir == direction::in ? e.readers : e.writers;
+  }
+
+  void make_ready(uint32_t i, int32_t res) noexcept {
+    op_slot& s = slots_[i];
+    s.res = res;
+    s.state = slot_state::ready;
+    push_back(ready_, i);
+    ++ready_size_;
+  }
+
+  // Hands the result to the waiter; the slot is free (and its id stale)
+  // before the waiter runs, so the waiter may submit or cancel freely.
+  void deliver(uint32_t i) noexcept {
+    op_slot& s = slots_[i];
+    op_waiter* w = s.waiter;
+    completion c{s.res, 0, std::move(s.o.buf)};
+    release(i);
+    if (w != nullptr) w->on_complete(std::move(c));
+  }
+
+  // A result known inside submit(): inline, unless this stream has had its
+  // share of inline completions (see max_inline_streak).
+  void finish_in_submit(uint32_t i, int32_t res) noexcept {
+    if (inline_streak_ < max_inline_streak) {
+      ++inline_streak_;
+      slots_[i].res = res;
+      deliver(i);
+    } else {
+      make_ready(i, res);
+    }
+  }
+
+  // ---- ops ----
+  void start_op(uint32_t i) noexcept {
+    op_slot& s = slots_[i];
+    if (s.cancel_requested) return finish_in_submit(i, -ECANCELED);
+    const op& o = s.o;
+    if (moves_payload(o.kind) && o.len > o.buf.capacity()) return finish_in_submit(i, -EINVAL);
+    switch (o.kind) {
+      case op_kind::nop:
+        return finish_in_submit(i, 0);
+      case op_kind::fsync:
+        return finish_in_submit(i, sys::fsync(o.fd));
+      case op_kind::close:
+        return finish_in_submit(i, close_fd(o.fd));
+      case op_kind::timeout:
+        if (o.timeout_ns == 0) return finish_in_submit(i, 0);
+        s.due = clock_type::now() + std::chrono::nanoseconds(
+                                        std::min<uint64_t>(o.timeout_ns, uint64_t(INT64_MAX) / 2));
+        s.state = slot_state::parked_timer;
+        heap_push(i);
+        return;
+      case op_kind::connect: {
+        if (has_parked(o.fd, direction::out)) return park(i, direction::out);
+        const int r = sys::connect(o.fd, o.addr, o.addrlen);
+        if (r != -EINPROGRESS) return finish_in_submit(i, r);
+        s.connecting = true;
+        return park(i, direction::out);
+      }
+      case op_kind::read:
+      case op_kind::write:
+      case op_kind::recv:
+      case op_kind::send:
+      case op_kind::accept: {
+        const direction d = direction_of(o.kind);
+        // FIFO: behind ops already parked on this fd, or a later send could
+        // overtake an earlier one and reorder the stream.
+        if (has_parked(o.fd, d)) return park(i, d);
+        const int32_t r = attempt(s);
+        if (r == -EAGAIN) return park(i, d);
+        return finish_in_submit(i, r);
+      }
+    }
+    finish_in_submit(i, -EINVAL);
+  }
+
+  // One non-blocking try; -EAGAIN means "not ready, park".
+  int32_t attempt(op_slot& s) noexcept {
+    op& o = s.o;
+    // ~0: "current position", for pipes and sockets that have no offset.
+    const bool positional = o.offset != ~uint64_t{0};
+    for (;;) {
+      int64_t r;
+      switch (o.kind) {
+        case op_kind::read:
+          r = positional ? sys::pread(o.fd, o.buf.first(o.len), o.offset) : sys::read(o.fd, o.buf.first(o.len));
+          break;
+        case op_kind::write:
+          r = positional ? sys::pwrite(o.fd, o.buf.first(o.len), o.offset) : sys::write(o.fd, o.buf.first(o.len));
+          break;
+        case op_kind::recv:
+          // MSG_DONTWAIT: never block the loop, even on an fd not adopted.
+          r = sys::recv(o.fd, o.buf.first(o.len), MSG_DONTWAIT);
+          break;
+        case op_kind::send:
+          r = sys::send(o.fd, o.buf.first(o.len), MSG_DONTWAIT);
+          break;
+        case op_kind::accept:
+          r = sys::accept(o.fd, SOCK_NONBLOCK | SOCK_CLOEXEC);
+          if (r >= 0) forget_fd(int(r));  // adopted: non-blocking already, fresh entry
+          break;
+        case op_kind::connect:
+          r = so_error(o.fd);  // only parked connects get here (after EINPROGRESS)
+          break;
+        default:
+          r = -EINVAL;
+      }
+      if (r != -EINTR) return static_cast<int32_t>(r);
+    }
+  }
+
+  static int32_t so_error(int fd) noexcept {
+    int err = 0;
+    socklen_t len = sizeof err;
+    meters::count_syscall();
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) return -errno;
+    return -err;
+  }
+
+  // Ops still parked on fd when it is closed complete with -ECANCELED: the
+  // close op cancels them, as an io_uring close does not (it leaves them to
+  // eat later data, safety scenario 10). Then the fd leaves epoll before it
+  // is closed, so its number can be reused cleanly.
+  int32_t close_fd(int fd) noexcept {
+    forget_fd(fd);
+    const int r = sys::close(fd);
+    // Linux frees the descriptor even when close() says EINTR; retrying
+    // could close a number that was just reused.
+    return r == -EINTR ? 0 : r;
+  }
+
+  // Cancels what is parked on fd and drops its registration.
+  void forget_fd(int fd) noexcept {
+    if (fd < 0 || size_t(fd) >= fds_.size()) return;
+    fd_entry& e = fds_[size_t(fd)];
+    for (slot_list* l : {&e.readers, &e.writers}) {
+      while (!l->empty()) {
+        const uint32_t i = l->head;
+        unlink(*l, i);
+        make_ready(i, -ECANCELED);
+      }
+    }
+    if (e.registered) {
+      e.registered = false;
+      meters::count_syscall();
+      ::epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, fd, nullptr);  // ENOENT: the file was closed already
+    }
+  }
+
+  [[nodiscard]] bool has_parked(int fd, direction d) const noexcept {
+    if (fd < 0 || size_t(fd) >= fds_.size()) return false;
+    const fd_entry& e = fds_[size_t(fd)];
+    return !(d == direction::in ? e.readers : e.writers).empty();
+  }
+
+  void park(uint32_t i, direction d) noexcept {
+    const int fd = slots_[i].o.fd;
+    if (fd < 0) return finish_in_submit(i, -EBADF);
+    if (size_t(fd) >= fds_.size()) {
+      try {
+        fds_.resize(size_t(fd) + 1);
+      } catch (...) {
+        return finish_in_submit(i, -ENOMEM);
+      }
+    }
+    fd_entry& e = fds_[size_t(fd)];
+    if (!e.registered) {
+      // Edge-triggered with both directions, once per fd: no EPOLL_CTL_MOD
+      // per op. Sound because an op is parked only after its attempt said
+      // EAGAIN (or behind one that did), and any readiness change after an
+      // EAGAIN produces a new edge. ADD also reports readiness that arrived
+      // between the EAGAIN and the registration.
+      epoll_event ev{};
+      ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+      ev.data.fd = fd;
+      meters::count_syscall();
+      int r = ::epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, fd, &ev);
+      if (r < 0 && errno == EEXIST) {  // the same file, adopted twice
+        meters::count_syscall();
+        r = ::epoll_ctl(epfd_.get(), EPOLL_CTL_MOD, fd, &ev);
+      }
+      if (r < 0) return finish_in_submit(i, -errno);
+      e.registered = true;
+    }
+    op_slot& s = slots_[i];
+    s.state = slot_state::parked_fd;
+    s.dir = d;
+    push_back(d == direction::in ? e.readers : e.writers, i);
+  }
+
+  // ---- loop ----
+  void on_event(const epoll_event& ev) noexcept {
+    const int fd = ev.data.fd;
+    if (fd < 0 || size_t(fd) >= fds_.size()) return;
+    // Errors and hang-ups wake both directions: the attempt reports them.
+    if (ev.events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) retry(fds_[size_t(fd)].readers);
+    if (ev.events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) retry(fds_[size_t(fd)].writers);
+  }
+
+  // Attempts parked ops in order until one says EAGAIN (edge-triggered: that
+  // EAGAIN re-arms the edge for the rest). Results are queued, not
+  // delivered, so no user code runs while the fd table is being walked.
+  void retry(slot_list& l) noexcept {
+    while (!l.empty()) {
+      const uint32_t i = l.head;
+      const int32_t r = attempt(slots_[i]);
+      if (r == -EAGAIN) return;
+      unlink(l, i);
+      make_ready(i, r);
+    }
+  }
+
+  void expire_timers(clock_type::time_point now) noexcept {
+    while (!heap_.empty() && slots_[heap_[0]].due <= now) {
+      const uint32_t i = heap_[0];
+      heap_remove(i);
+      make_ready(i, 0);  // a plain sleep that ran its course succeeded
+    }
+  }
+
+  // Delivers what was ready when the call began; results made ready by those
+  // waiters wait for the next turn, so polling epoll is never starved.
+  void deliver_ready() noexcept {
+    for (size_t n = ready_size_; n > 0 && !ready_.empty(); --n) {
+      const uint32_t i = ready_.head;
+      unlink(ready_, i);
+      inline_streak_ = 0;
+      deliver(i);
+    }
+  }
+
+  void start_spawned() {
+    while (!to_start_.empty()) {
+      std::vector<task_record*> batch;
+      batch.swap(to_start_);
+      for (auto* rec : batch) {
+        inline_streak_ = 0;
+        rec->frame.resume();  // runs to its first suspension (or its end)
+      }
+    }
+  }
+
+  void sweep_tasks() noexcept {
+    if (finished_ == 0) return;
+    finished_ = 0;
+    std::erase_if(tasks_, [](const std::unique_ptr<task_record>& t) { return t->done; });
+  }
+
+  int wait_events(clock_type::duration d) noexcept {
+    if (d < clock_type::duration::zero()) d = clock_type::duration::zero();
+    const int cap = int(events_.size());
+    if (use_pwait2_) {
+      // epoll_pwait2: nanosecond timeouts, so short sleeps are not rounded to ms.
+      const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+      timespec ts{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+      meters::count_syscall();
+      const int n = ::epoll_pwait2(epfd_.get(), events_.data(), cap, &ts, nullptr);
+      if (n >= 0) return n;
+      if (errno != ENOSYS) return 0;  // EINTR: a signal; the loop just turns again
+      use_pwait2_ = false;
+    }
+    // Rounded up: waking early would only spin until the timer is due.
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(d).count();
+    meters::count_syscall();
+    const int n = ::epoll_wait(epfd_.get(), events_.data(), cap, int(std::min<int64_t>(ms, INT_MAX)));
+    return n < 0 ? 0 : n;
+  }
+
+  void cancel_all_parked() noexcept {
+    for (size_t fd = 0; fd < fds_.size(); ++fd) {
+      fd_entry& e = fds_[fd];
+      for (slot_list* l : {&e.readers, &e.writers}) {
+        while (!l->empty()) {
+          const uint32_t i = l->head;
+          unlink(*l, i);
+          make_ready(i, -ECANCELED);
+        }
+      }
+    }
+    while (!heap_.empty()) {
+      const uint32_t i = heap_[0];
+      heap_remove(i);
+      make_ready(i, -ECANCELED);
+    }
+  }
+
+  // ---- timer min-heap of slot indices, by due time ----
+  [[nodiscard]] bool earlier(uint32_t a, uint32_t b) const noexcept { return slots_[a].due < slots_[b].due; }
+  void heap_set(size_t pos, uint32_t i) noexcept {
+    heap_[pos] = i;
+    slots_[i].heap_pos = uint32_t(pos);
+  }
+  void sift_up(size_t pos) noexcept {
+    const uint32_t i = heap_[pos];
+    while (pos > 0) {
+      const size_t parent = (pos - 1) / 2;
+      if (!earlier(i, heap_[parent])) break;
+      heap_set(pos, heap_[parent]);
+      pos = parent;
+    }
+    heap_set(pos, i);
+  }
+  void sift_down(size_t pos) noexcept {
+    const uint32_t i = heap_[pos];
+    const size_t n = heap_.size();
+    for (;;) {
+      size_t child = 2 * pos + 1;
+      if (child >= n) break;
+      if (child + 1 < n && earlier(heap_[child + 1], heap_[child])) ++child;
+      if (!earlier(heap_[child], i)) break;
+      heap_set(pos, heap_[child]);
+      pos = child;
+    }
+    heap_set(pos, i);
+  }
+  void heap_push(uint32_t i) noexcept {
+    try {
+      heap_.push_back(i);
+    } catch (...) {
+      return make_ready(i, -ENOMEM);
+    }
+    sift_up(heap_.size() - 1);
+  }
+  void heap_remove(uint32_t i) noexcept {
+    const size_t pos = slots_[i].heap_pos;
+    slots_[i].heap_pos = no_slot;
+    const uint32_t last = heap_.back();
+    heap_.pop_back();
+    if (pos == heap_.size()) return;  // it was the last one
+    heap_set(pos, last);
+    sift_down(pos);
+    sift_up(slots_[last].heap_pos);
+  }
+
+  backend_caps caps_{.contract = buffer_contract::borrowed_in_syscall,
+                     .thread_per_stream = false,
+                     .file_io = true,
+                     .async_file_io = false,
+                     .cancel_in_flight = true,
+                     .cancel_file_io = false};
+  unique_fd epfd_;
+  bool use_pwait2_ = true;
+  std::array<epoll_event, event_batch> events_{};
+
+  std::vector<op_slot> slots_;
+  uint32_t free_head_ = no_slot;
+  std::vector<fd_entry> fds_;  // indexed by fd number
+  slot_list ready_;
+  size_t ready_size_ = 0;
+  std::vector<uint32_t> heap_;
+  uint32_t inline_streak_ = 0;
+
+  std::vector<std::unique_ptr<task_record>> tasks_;  // not yet swept
+  std::vector<task_record*> to_start_;
+  size_t live_ = 0;      // spawned tasks not ended
+  size_t finished_ = 0;  // ended since the last sweep
+  std::exception_ptr error_;  // the first task's exception, rethrown by run()
+};
+
+void task_record::on_task_done(std::exception_ptr error) noexcept { owner.task_done(*this, error); }
+
+}  // namespace
+
+void register_epoll_backend() {
+  register_backend(backend_info{
+      .name = "epoll",
+      .description = "one readiness loop, non-blocking syscalls, try-then-wait",
+      .unavailable_reason = [] { return std::string(); },
+      .make = [](const backend_options&) -> std::unique_ptr<backend> {
+        return std::make_unique<epoll_backend>();
+      },
+  });
+}
+
+}  // namespace ringside
