@@ -45,6 +45,14 @@ uring_loop_options uring_loop_defaults(const backend_options& o) {
   // overflow backlog cold.
   u.ring.cq_entries = u.ring.entries * 4;
   u.initial_slots = std::max<uint32_t>(u.ring.entries, 256);
+  // SINGLE_ISSUER + DEFER_TASKRUN (falling back to COOP_TASKRUN): completions
+  // of work the kernel punts to io-wq (e.g. tmpfs reads, which lack a
+  // non-blocking path) are run when this thread waits, instead of
+  // interrupting it once per completion. Measured on tmpfs, 4k random reads
+  // at QD32: 0.30M ops/s without, 0.88M with; fio turns on the same flags.
+  // The loop runs on the thread that built the backend, as the runner does.
+  u.ring.single_issuer = true;
+  u.ring.coop_taskrun = true;
   return u;
 }
 
