@@ -79,6 +79,13 @@ class backend {
   // never call it again; what happens to the buffer is the contract.
   virtual void drop(op_id id) noexcept = 0;
 
+  // Ends the backend's work: destroys task frames still alive (after a hang),
+  // cancels what is in flight and drains every completion, bounded in time.
+  // Idempotent; the destructor calls it too. The runner calls it before
+  // collect_violations() so what teardown finds (a buffer released while the
+  // kernel holds it, ops the kernel never gave back) reaches the verdict.
+  virtual void shutdown() noexcept {}
+
   // ---- detectors built into the backend (the ring ledger) ----
   // Moves out what the backend's own detectors found since the last call.
   virtual void collect_violations(std::vector<violation>& out) { (void)out; }

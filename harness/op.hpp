@@ -43,8 +43,12 @@ struct op {
   int fd = -1;
   // read/write: file offset. ~0 means "current position" (pipes, sockets).
   uint64_t offset = 0;
-  // Bytes to move; at most buf.capacity().
+  // Bytes to move, at buf.data() + buf_offset; buf_offset + len must not
+  // exceed buf.capacity() (else the op completes with -EINVAL). The offset
+  // lets a stream continue a short transfer in place instead of copying the
+  // rest to the buffer's start.
   uint32_t len = 0;
+  uint32_t buf_offset = 0;
   // timeout: relative nanoseconds.
   uint64_t timeout_ns = 0;
   // connect: Borrowed: must stay valid until this op's completion is delivered.
