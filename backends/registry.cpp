@@ -4,20 +4,19 @@
 
 namespace ringside {
 
-// Weak while the backends are being written in parallel; each is defined in
-// backends/<name>.cpp.
-void register_blocking_backend() __attribute__((weak));
-void register_epoll_backend() __attribute__((weak));
-void register_uring_raw_backend() __attribute__((weak));
-void register_uring_owned_backend() __attribute__((weak));
+void register_blocking_backend();     // backends/blocking.cpp
+void register_epoll_backend();        // backends/epoll.cpp
+void register_uring_raw_backend();    // backends/uring_raw.cpp
+void register_uring_owned_backend();  // backends/uring_owned.cpp
 
 void register_builtin_backends() {
   static bool done = false;
   if (done) return;
   done = true;
-  for (auto* f : {register_blocking_backend, register_epoll_backend, register_uring_raw_backend,
-                  register_uring_owned_backend})
-    if (f) f();
+  register_blocking_backend();
+  register_epoll_backend();
+  register_uring_raw_backend();
+  register_uring_owned_backend();
 }
 
 }  // namespace ringside

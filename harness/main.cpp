@@ -1,6 +1,7 @@
 // ringside: the command line. stdout carries the results table and the JSON
 // path; everything else (progress, errors) goes to stderr.
 #include <fnmatch.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -81,6 +82,34 @@ int list_scenarios() {
   return k_exit_ok;
 }
 
+// One line per parameter the user set that some selected scenario ignores
+// (e.g. --qd on tcp.*), so nobody compares rows believing it applied.
+void note_ignored_params(const std::vector<const scenario_info*>& scenarios, const param_overrides& o) {
+  const std::pair<const char*, bool> given[] = {
+      {"bs", o.bs.has_value()}, {"qd", o.qd.has_value()}, {"conns", o.conns.has_value()},
+      {"size", o.size.has_value()}, {"rate", o.rate.has_value()}};
+  for (const auto& [param, set] : given) {
+    if (!set) continue;
+    std::string ignoring;
+    for (const auto* s : scenarios) {
+      bool uses = false;
+      for (const auto& u : s->uses) uses = uses || u.param == param;
+      if (!uses) ignoring += (ignoring.empty() ? "" : ", ") + s->name;
+    }
+    if (!ignoring.empty()) fmt::print(stderr, "ringside: note: --{} does not apply to {}\n", param, ignoring);
+  }
+}
+
+// Connections cost two fds each; Debian's default soft limit (1024) would
+// stop --conns at about 500. Raise the soft limit to the hard one.
+void raise_fd_limit() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
 struct run_args {
   std::string backends, scenario = "*", duration, ops, repetitions = "1", out = "ringside-results.json";
   std::string bs, qd, conns, size, rate, file, dir, seed, verify, timeout;
@@ -132,9 +161,18 @@ int run_command(const run_args& a, const std::vector<std::string>& argv) {
   const int reps = int(parse_count("--repetitions", a.repetitions, 1, 1000));
   run_options ropt;
   if (!a.timeout.empty()) {
-    ropt.watchdog_factor = 0;
-    ropt.watchdog_slack_s = parse_seconds("--timeout", a.timeout, 86400);
+    ropt.timeout_s = parse_seconds("--timeout", a.timeout, 7 * 86400);
+    if (o.duration_s && ropt.timeout_s <= *o.duration_s)
+      throw usage_error(fmt::format("--timeout {}: must be longer than --duration {}", a.timeout, a.duration));
   }
+  // Every scenario's parameters are checked before anything runs, so a bad
+  // combination fails in a second, not after minutes of other rows.
+  std::vector<params> resolved;
+  for (const auto* s : scenarios) {
+    resolved.push_back(resolve_params(*s, o));
+    (void)s->make(resolved.back());  // throws usage_error for values this scenario refuses
+  }
+  note_ignored_params(scenarios, o);
   if (a.out.empty()) throw usage_error("--out: empty path");
   {
     // Fail on an unwritable --out now, not after minutes of measuring.
@@ -157,29 +195,30 @@ int run_command(const run_args& a, const std::vector<std::string>& argv) {
   size_t done = 0;
   std::vector<run_result> rows;
   bool any_violation = false, any_measured = false;
-  int family = 0;
-  for (const auto* s : scenarios) {
-    for (const auto* b : backends) {
-      const params p = resolve_params(*s, o);
-      for (int rep = 0; rep < reps && !interrupted().load(); ++rep) {
+  // Repetitions are the outer loop: drift (page cache, writeback, a noisy
+  // neighbour) then spreads over every backend instead of landing on one.
+  std::vector<bool> unsupported(scenarios.size() * backends.size(), false);
+  for (int rep = 0; rep < reps && !interrupted().load(); ++rep) {
+    for (size_t si = 0; si < scenarios.size() && !interrupted().load(); ++si) {
+      for (size_t bi = 0; bi < backends.size() && !interrupted().load(); ++bi) {
+        const auto* s = scenarios[si];
+        const auto* b = backends[bi];
+        const size_t family = si * backends.size() + bi;
+        if (unsupported[family]) continue;  // one row says it; repeating it says nothing new
         if (tty) fmt::print(stderr, "\r\033[K[{}/{}] {} {}", ++done, total, s->name, b->name);
-        run_result r = run_scenario(*b, *s, p, ropt);
+        run_result r = run_scenario(*b, *s, resolved[si], ropt);
         if (r.measured) any_measured = true;
         if (r.measured && r.verdict != "clean") any_violation = true;
         if (!r.measured && r.verdict.rfind("error", 0) == 0) any_violation = true;
         for (const auto& v : r.violations)
           fmt::print(stderr, "{}{}: {}: {}\n", tty ? "\r\033[K" : "", r.name, v.kind, v.detail);
-        doc["benchmarks"].push_back(result_row(r, family, reps, rep));
+        doc["benchmarks"].push_back(result_row(r, int(family), reps, rep));
         // Rewritten after every row: an interrupted run keeps what it measured.
         write_json_atomic(a.out, doc);
-        const bool unsupported = !r.measured;
+        unsupported[family] = !r.measured;
         rows.push_back(std::move(r));
-        if (unsupported) break;  // one row says it; repeating it says nothing new
       }
-      ++family;
-      if (interrupted().load()) break;
     }
-    if (interrupted().load()) break;
   }
   if (tty) fmt::print(stderr, "\r\033[K");
   append_aggregates(doc["benchmarks"]);
@@ -254,6 +293,7 @@ int main(int argc, char** argv) {
     }
     if (*run) {
       install_interrupt_handlers();
+      raise_fd_limit();
       return run_command(ra, args);
     }
   } catch (const usage_error& e) {

@@ -143,6 +143,7 @@ nlohmann::json result_row(const run_result& r, int family_index, int repetitions
   auto buckets = nlohmann::json::array();
   for (auto [lo, n] : r.latency.buckets()) buckets.push_back({lo, n});
   j["latency_buckets"] = buckets;
+  if (r.interrupted) j["interrupted"] = true;  // partial: kept, but not aggregated
   if (!r.measured) {
     // Google Benchmark's way to say "this row has no measurement".
     j["error_occurred"] = true;
@@ -155,7 +156,8 @@ void append_aggregates(nlohmann::json& benchmarks) {
   std::map<std::string, std::vector<const nlohmann::json*>> groups;
   std::vector<std::string> order;
   for (const auto& b : benchmarks) {
-    if (b.value("run_type", "") != "iteration" || b.value("error_occurred", false)) continue;
+    if (b.value("run_type", "") != "iteration" || b.value("error_occurred", false) || b.value("interrupted", false))
+      continue;
     const auto name = b.value("run_name", "");
     if (!groups.count(name)) order.push_back(name);
     groups[name].push_back(&b);
@@ -250,7 +252,7 @@ std::string format_table(const std::vector<run_result>& rows) {
   std::string out = fmt::format("{:<{}}  {:>12} {:>10} {:>9} {:>9} {:>8} {:>8} {:>8}  {}\n", "benchmark", w,
                                 "ops/s", "MB/s", "p50 us", "p99 us", "sys/op", "alloc/op", "copy/B", "verdict");
   for (const auto& r : rows) {
-    if (!r.measured) {
+  if (!r.measured) {
       out += fmt::format("{:<{}}  {:>12} {:>10} {:>9} {:>9} {:>8} {:>8} {:>8}  {}\n", r.name, w, "-", "-", "-", "-",
                          "-", "-", "-", r.verdict);
       continue;

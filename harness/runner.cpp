@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <optional>
@@ -34,6 +35,21 @@ clock_type::duration seconds(double s) {
 
 }  // namespace
 
+backend_options backend_options_for(const params& p) {
+  backend_options o;
+  o.queue_depth = std::max<uint32_t>(p.qd, 1);
+  // 2 x conns: client and server end of each connection, +1 for an acceptor.
+  const uint64_t streams = std::max<uint64_t>({uint64_t(p.qd), 2ull * p.conns + 1, 1});
+  o.max_streams = uint32_t(std::min<uint64_t>(streams, UINT32_MAX));
+  return o;
+}
+
+double watchdog_seconds(const params& p, const run_options& opt) {
+  if (opt.timeout_s > 0) return opt.timeout_s;
+  if (p.ops > 0) return opt.ops_budget_s;
+  return p.duration_s * opt.watchdog_factor + opt.watchdog_slack_s;
+}
+
 run_result run_scenario(const backend_info& b, const scenario_info& s, const params& p,
                         const run_options& opt) {
   run_result r;
@@ -53,7 +69,7 @@ run_result run_scenario(const backend_info& b, const scenario_info& s, const par
   std::unique_ptr<scenario> sc;
   std::unique_ptr<backend> be;
   try {
-    be = b.make(opt.backend);
+    be = b.make(backend_options_for(p));
     sc = s.make(p);
     if (auto why = sc->unsupported_reason(be->caps()); !why.empty()) {
       r.verdict = "unsupported: " + why;
@@ -70,13 +86,11 @@ run_result run_scenario(const backend_info& b, const scenario_info& s, const par
     return r;
   }
 
-  const auto budget = p.ops > 0 ? seconds(opt.watchdog_slack_s * 3) : seconds(p.duration_s);
   const auto m0 = meters::read();
   const auto c0 = read_cpu_usage();
   const auto t0 = clock_type::now();
   run_ctx ctx(p, t0, t0 + seconds(p.duration_s));
-  const auto deadline =
-      t0 + seconds(std::chrono::duration<double>(budget).count() * opt.watchdog_factor + opt.watchdog_slack_s);
+  const auto deadline = t0 + seconds(watchdog_seconds(p, opt));
 
   int rc = 0;
   try {
@@ -105,7 +119,11 @@ run_result run_scenario(const backend_info& b, const scenario_info& s, const par
     r.bytes += st.bytes;
     r.latency.merge(st.latency);
   }
+  r.interrupted = interrupted().load(std::memory_order_relaxed);
   r.violations = ctx.violations();
+  // Teardown first: what it finds (buffers released under the kernel, ops
+  // never given back, threads that would not stop) belongs to this verdict.
+  be->shutdown();
   be->collect_violations(r.violations);
   be.reset();
   sc.reset();

@@ -23,6 +23,7 @@ struct run_result {
   std::string verdict;
   std::vector<violation> violations;
   bool measured = false;  // false for unsupported/error rows
+  bool interrupted = false;  // SIGINT/SIGTERM cut the run short: partial figures
 
   uint64_t ops = 0;
   uint64_t bytes = 0;
@@ -33,11 +34,20 @@ struct run_result {
 };
 
 struct run_options {
-  // Watchdog: the timed region may last at most duration * factor + slack.
+  // Watchdog: a duration-budgeted run may last duration * factor + slack; an
+  // op-budgeted one ops_budget_s. timeout_s, when set, replaces both.
   double watchdog_factor = 3.0;
   double watchdog_slack_s = 10.0;
-  backend_options backend;
+  double ops_budget_s = 120.0;
+  double timeout_s = 0;
 };
+
+// Ring and loop sizing for a scenario's parameters: room for every stream's
+// op in flight (qd for files, both ends of every connection for TCP).
+backend_options backend_options_for(const params& p);
+
+// The watchdog's allowance for one run, in seconds.
+double watchdog_seconds(const params& p, const run_options& opt);
 
 // Never throws for problems of the run itself (they become the verdict);
 // throws usage_error for bad user input (e.g. --dir that does not exist).

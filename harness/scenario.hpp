@@ -77,10 +77,12 @@ class run_ctx {
 
   // True while the run's time or op budget lasts. Claims one op from the
   // budget when ops > 0, so concurrent streams share it exactly.
-  bool keep_going() noexcept {
+  bool keep_going() noexcept { return keep_going_at(params_.ops > 0 ? clock_type::time_point{} : clock_type::now()); }
+  // The same, with a clock reading the caller already has (one now() per op).
+  bool keep_going_at(clock_type::time_point now) noexcept {
     if (stop_.load(std::memory_order_relaxed) || interrupted().load(std::memory_order_relaxed)) return false;
     if (params_.ops > 0) return claimed_.fetch_add(1, std::memory_order_relaxed) < params_.ops;
-    return clock_type::now() < end_;
+    return now < end_;
   }
   void stop() noexcept { stop_.store(true, std::memory_order_relaxed); }
   [[nodiscard]] bool stopped() const noexcept { return stop_.load(std::memory_order_relaxed); }
