@@ -7,6 +7,12 @@
 #include <cerrno>
 #include <system_error>
 
+#include <fmt/format.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace ringside {
 
 size_t page_size() noexcept {
@@ -31,10 +37,16 @@ buffer_pool::buffer_pool(size_t count, size_t size)
   base_ = static_cast<std::byte*>(p);
   free_.reserve(count_);
   // Hand out low indices first: reverse so pop_back yields 0, 1, 2...
-  for (size_t i = count_; i-- > 0;) free_.push_back(static_cast<uint32_t>(i));
+  for (size_t i = count_; i-- > 0;) {
+    free_.push_back(static_cast<uint32_t>(i));
+    poison(static_cast<uint32_t>(i), true);
+  }
 }
 
 buffer_pool::~buffer_pool() {
+#if defined(__SANITIZE_ADDRESS__)
+  if (base_ != nullptr) ASAN_UNPOISON_MEMORY_REGION(base_, mapped_);
+#endif
   if (base_ != nullptr) ::munmap(base_, mapped_);
 }
 
@@ -42,9 +54,17 @@ buffer buffer_pool::acquire() noexcept {
   uint32_t idx;
   {
     std::lock_guard lk(mu_);
-    if (free_.empty()) return {};
-    idx = free_.back();
-    free_.pop_back();
+    if (free_.empty()) {
+      // Dry: take the oldest quarantined buffer rather than fail the run.
+      if (quarantine_.empty()) return {};
+      idx = quarantine_.front();
+      quarantine_.pop_front();
+      verify_canary(idx);
+    } else {
+      idx = free_.back();
+      free_.pop_back();
+    }
+    poison(idx, false);
   }
   for (auto* o : observers_) o->on_acquire(*this, idx);
   return buffer(this, slot_data(idx), size_, idx);
@@ -53,7 +73,87 @@ buffer buffer_pool::acquire() noexcept {
 void buffer_pool::release(uint32_t index) noexcept {
   for (auto* o : observers_) o->on_release(*this, index);
   std::lock_guard lk(mu_);
-  free_.push_back(index);
+  if (quarantine_depth_ == 0) {
+    poison(index, true);
+    free_.push_back(index);
+    return;
+  }
+  fill_canary(index);
+  poison(index, true);
+  quarantine_.push_back(index);
+  if (quarantine_.size() > quarantine_depth_) {
+    const uint32_t oldest = quarantine_.front();
+    quarantine_.pop_front();
+    verify_canary(oldest);
+    poison(oldest, true);
+    free_.push_back(oldest);
+  }
+}
+
+namespace {
+// Varies with position and buffer, so neither a zero fill nor a copy of
+// another buffer's canary nor any of the scenarios' patterns matches it.
+inline uint8_t canary_byte(uint32_t index, size_t i) noexcept {
+  return uint8_t(0xA5u ^ (i * 7u) ^ (i >> 8) ^ (index * 13u));
+}
+}  // namespace
+
+void buffer_pool::fill_canary(uint32_t index) noexcept {
+  auto* p = reinterpret_cast<uint8_t*>(slot_data(index));
+  for (size_t i = 0; i < size_; ++i) p[i] = canary_byte(index, i);
+}
+
+void buffer_pool::verify_canary(uint32_t index) noexcept {
+  poison(index, false);
+  const auto* p = reinterpret_cast<const uint8_t*>(slot_data(index));
+  size_t first = size_, last = 0, changed = 0;
+  for (size_t i = 0; i < size_; ++i) {
+    if (p[i] != canary_byte(index, i)) {
+      if (first == size_) first = i;
+      last = i;
+      ++changed;
+    }
+  }
+  if (changed == 0) return;
+  // 256: enough to diagnose; a broken backend can produce thousands.
+  if (violations_.size() >= 256) return;
+  violations_.push_back(
+      {"canary", fmt::format("buffer {} [{}+{:#x}): {} byte(s) in [{}, {}] written after the buffer was released "
+                             "(first: {:#04x}, canary {:#04x})",
+                             index, fmt::ptr(p), size_, changed, first, last, p[first], canary_byte(index, first))});
+}
+
+void buffer_pool::poison(uint32_t index, bool on) noexcept {
+#if defined(__SANITIZE_ADDRESS__)
+  // User code touching a released buffer is an ASan report; the kernel's
+  // writes are not checked by ASan, which is what the canary is for.
+  if (on) ASAN_POISON_MEMORY_REGION(slot_data(index), size_);
+  else ASAN_UNPOISON_MEMORY_REGION(slot_data(index), size_);
+#else
+  (void)index;
+  (void)on;
+#endif
+}
+
+void buffer_pool::enable_quarantine(size_t depth) { quarantine_depth_ = depth; }
+
+void buffer_pool::check_quarantine() {
+  std::lock_guard lk(mu_);
+  for (uint32_t idx : quarantine_) {
+    verify_canary(idx);
+    poison(idx, true);
+  }
+}
+
+void buffer_pool::collect_violations(std::vector<violation>& out) {
+  std::lock_guard lk(mu_);
+  for (auto& v : violations_) out.push_back(std::move(v));
+  violations_.clear();
+}
+
+size_t buffer_pool::quarantined() const noexcept {
+  std::lock_guard lk(mu_);
+  return quarantine_.size();
 }
 
 size_t buffer_pool::available() const noexcept {

@@ -11,10 +11,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <mutex>
 #include <span>
 #include <utility>
 #include <vector>
+
+#include "harness/violation.hpp"
 
 namespace ringside {
 
@@ -99,6 +102,19 @@ class buffer_pool {
   void add_observer(buffer_observer* o) { observers_.push_back(o); }
   void remove_observer(buffer_observer* o);
 
+  // ---- canary quarantine (a detector) ----
+  // Released buffers are filled with a canary pattern and held back: only
+  // after `depth` later releases (or when the free list runs dry) is one
+  // checked and reused. A changed byte means someone — typically the kernel,
+  // finishing an op whose buffer was handed back too early — wrote into it
+  // after release. 0 turns it off. Set up before use.
+  void enable_quarantine(size_t depth);
+  // Checks every buffer still in quarantine (call after the run has drained).
+  void check_quarantine();
+  // Moves out what the canaries found.
+  void collect_violations(std::vector<violation>& out);
+  [[nodiscard]] size_t quarantined() const noexcept;
+
  private:
   friend class buffer;
   void release(uint32_t index) noexcept;
@@ -108,8 +124,16 @@ class buffer_pool {
   size_t size_ = 0;
   size_t mapped_ = 0;
   mutable std::mutex mu_;
+  // Fills, checks; mu_ held by the callers.
+  void fill_canary(uint32_t index) noexcept;
+  void verify_canary(uint32_t index) noexcept;
+  void poison(uint32_t index, bool on) noexcept;
+
   std::vector<uint32_t> free_;
   std::vector<buffer_observer*> observers_;
+  size_t quarantine_depth_ = 0;
+  std::deque<uint32_t> quarantine_;
+  std::vector<violation> violations_;
 };
 
 size_t page_size() noexcept;

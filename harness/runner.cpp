@@ -75,7 +75,9 @@ run_result run_scenario(const backend_info& b, const scenario_info& s, const par
       r.verdict = "unsupported: " + why;
       return r;
     }
-    pool.emplace(std::max<size_t>(sc->buffers_needed(), 1), p.bs);
+    // + quarantine depth: held-back buffers must not starve the streams.
+    pool.emplace(std::max<size_t>(sc->buffers_needed(), 1) + opt.quarantine_depth, p.bs);
+    pool->enable_quarantine(opt.quarantine_depth);
     be->attach_pool(*pool);
     sc->prepare(*be);
   } catch (const usage_error&) {
@@ -127,6 +129,8 @@ run_result run_scenario(const backend_info& b, const scenario_info& s, const par
   be->collect_violations(r.violations);
   be.reset();
   sc.reset();
+  pool->check_quarantine();
+  pool->collect_violations(r.violations);
   r.verdict = verdict_of(r.violations);
   r.measured = true;
   return r;

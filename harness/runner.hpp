@@ -40,6 +40,9 @@ struct run_options {
   double watchdog_slack_s = 10.0;
   double ops_budget_s = 120.0;
   double timeout_s = 0;
+  // Canary quarantine depth for the run's pool (0: off; throughput runs leave
+  // it off, safety runs turn it on).
+  size_t quarantine_depth = 0;
 };
 
 // Ring and loop sizing for a scenario's parameters: room for every stream's
