@@ -7,13 +7,29 @@
 // handler is installed WITHOUT SA_RESTART, so the syscall fails with EINTR and
 // the op completes with -ECANCELED. An EINTR nobody asked for (a stray signal,
 // see below) restarts the syscall. Regular-file I/O sleeps uninterruptibly, so
-// it cannot be cancelled once issued (caps.cancel_file_io = false).
+// it cannot be cancelled once issued (caps.cancel_file_io = false): cancel()
+// then returns at once and the op completes with its real result.
+//
+// Hangs. When run() passes its deadline it makes every op fail with
+// -ECANCELED and interrupts the blocked ones, for a bounded time. A stream
+// that still does not stop (it spins in scenario code, or sleeps where no
+// signal reaches) cannot be killed: its thread is detached by shutdown(),
+// which reports {kind "hang", detail "N stream threads could not be
+// stopped"}. Everything such a thread can touch inside the backend lives in
+// an `engine` it holds by shared_ptr, kept alive until the process ends; and
+// from then on the thread never returns into scenario code from an op, nor
+// starts one (it parks), so it cannot touch the run's scenario or context
+// after run() gave up on it. A thread stuck in scenario code outside any op,
+// though, runs on: a detached thread is a leak the process must end soon (the
+// CLI exits after writing its results).
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -21,9 +37,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <coroutine>
-#include <cstdio>
 #include <deque>
-#include <exception>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -33,7 +47,8 @@
 
 #include "harness/backend.hpp"
 #include "harness/meters.hpp"
-#include "harness/sys.hpp"
+#include "harness/perform.hpp"
+#include "harness/task_set.hpp"
 
 namespace ringside {
 namespace {
@@ -66,12 +81,20 @@ void install_interrupt_handler() {
 constexpr auto cancel_ack_bound = 1s;
 // First re-send after 50 us (the lost-wakeup window is a few instructions wide,
 // so the first re-send almost always lands inside the syscall), doubling up to
-// 10 ms so a slow-to-return op (a regular-file read) costs few signals.
+// 10 ms so a slow-to-return op costs few signals.
 constexpr auto first_resend = 50us;
 constexpr auto max_resend = 10ms;
 // Watchdog and teardown: interrupt every thread every 10 ms for at most 2 s.
 constexpr auto teardown_interval = 10ms;
 constexpr auto teardown_bound = 2s;
+
+// pread/pwrite and fsync work on regular files (sockets and pipes have no
+// offset: ESPIPE), and regular-file I/O sleeps uninterruptibly: a signal
+// does not end it, so cancel() has nothing to wait for.
+constexpr bool uninterruptible(const op& o) noexcept {
+  return o.kind == op_kind::fsync ||
+         ((o.kind == op_kind::read || o.kind == op_kind::write) && o.offset != ~uint64_t{0});
+}
 
 enum class slot_state : uint8_t {
   idle,        // no op
@@ -94,101 +117,90 @@ struct op_slot {
   uint32_t gen = 1;  // 0 is never used, so no id is ever 0 ("no op")
   slot_state state = slot_state::idle;
   bool cancel_requested = false;
+  bool interruptible = true;  // a signal ends the op's syscall
   uint32_t cancel_waiters = 0;
   pthread_t thread{};
 };
 
-// The slot a stream thread uses for its ops, keyed by the backend's serial
-// number (not its address, which a later backend may reuse).
+// The slot a stream thread uses for its ops, keyed by the engine's serial
+// number (not its address, which a later engine may reuse).
 struct thread_slot_cache {
-  uint64_t backend_serial = 0;
+  uint64_t serial = 0;
   op_slot* slot = nullptr;
   bool busy = false;
 };
 thread_local thread_slot_cache tls_slot;
 
-std::atomic<uint64_t> next_backend_serial{1};
+std::atomic<uint64_t> next_engine_serial{1};
 
-class blocking_backend;
+// A stream thread that will never return into scenario code: run() gave up on
+// it. pause() returns after each (interrupt) signal; it sleeps again.
+[[noreturn]] void park_forever() noexcept {
+  for (;;) {
+    meters::count_syscall();
+    ::pause();
+  }
+}
 
-// One spawned task and the thread that runs it.
-struct stream final : task_observer {
-  explicit stream(blocking_backend& b) noexcept : owner(b) {}
-  stream(const stream&) = delete;
-  stream& operator=(const stream&) = delete;
-  void on_task_done(std::exception_ptr error) noexcept override;
-
-  blocking_backend& owner;
-  // The detached task frame. Destroyed by the backend's destructor if the
-  // task never ended (it frees itself when it ends).
-  std::coroutine_handle<> frame;
+// One spawned task's thread.
+struct stream_thread {
   std::thread thread;
-  // Guarded by the backend's mu_.
-  bool started = false;   // thread created
-  bool returned = false;  // thread function is past the task (frame ended or suspended)
-  bool done = false;      // task ended (observer told)
+  bool returned = false;  // guarded by engine::mu_: past its task (ended or suspended)
 };
 
-class blocking_backend final : public backend {
+// Everything a stream thread touches: op slots, stream threads, tasks. The
+// backend and every stream thread hold it by shared_ptr; when threads had to
+// be detached it is kept until the process ends (keep_forever), so no stuck
+// thread ever touches freed memory and no frame a stuck thread may run is
+// ever destroyed.
+class engine final : public std::enable_shared_from_this<engine> {
  public:
-  blocking_backend() {
-    install_interrupt_handler();
-  }
-  blocking_backend(const blocking_backend&) = delete;
-  blocking_backend& operator=(const blocking_backend&) = delete;
-  ~blocking_backend() override { teardown(); }
+  engine() = default;
+  engine(const engine&) = delete;
+  engine& operator=(const engine&) = delete;
 
-  [[nodiscard]] std::string_view name() const noexcept override { return "blocking"; }
-  [[nodiscard]] const backend_caps& caps() const noexcept override { return caps_; }
-
-  void adopt(int fd) override {
-    meters::count_syscall();
-    const int fl = ::fcntl(fd, F_GETFL);
-    if (fl < 0) throw std::system_error(errno, std::generic_category(), "blocking: fcntl(F_GETFL)");
-    if ((fl & O_NONBLOCK) == 0) return;
-    meters::count_syscall();
-    if (::fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
-      throw std::system_error(errno, std::generic_category(), "blocking: fcntl(F_SETFL)");
-  }
-
-  void spawn(task<> t) override {
+  void spawn(task<> t) {
     std::lock_guard lk(mu_);
-    stream& st = streams_.emplace_back(*this);
-    st.frame = make_detached(std::move(t), &st).release();
-    ++live_;
-    if (running_) start_locked(st);
+    if (!tasks_.spawn(std::move(t))) return;  // shut down: destroyed unstarted
+    if (running_) start_queued_locked();
   }
 
-  int run(clock_type::time_point deadline) override {
-    std::unique_lock lk(mu_);
-    running_ = true;
-    for (auto& st : streams_)
-      if (!st.started && !st.done) start_locked(st);
-    if (!cv_.wait_until(lk, deadline, [&] { return live_ == 0; })) {
+  int run(clock_type::time_point deadline) {
+    {
+      std::lock_guard lk(mu_);
+      if (abandoned_.load(std::memory_order_acquire)) return -ETIME;
+      running_ = true;
+      start_queued_locked();
+    }
+    if (!tasks_.wait_idle_until(deadline)) {
+      {
+        std::lock_guard lk(mu_);
+        running_ = false;
+      }
       // Watchdog: from now on every op fails with -ECANCELED instead of
       // blocking, and blocked ones are interrupted, so the tasks can unwind.
-      running_ = false;
-      lk.unlock();
       stop_all(clock_type::now() + teardown_bound);
       return -ETIME;
     }
+    // Every task ended (so none can spawn); join the threads here so that
+    // no frame (and no buffer a frame holds) outlives run().
+    std::unique_lock lk(mu_);
     running_ = false;
-    // Every task ended; join the threads here so that no frame (and no buffer
-    // a frame holds) outlives run().
     std::vector<std::thread*> joinable;
     for (auto& st : streams_)
       if (st.thread.joinable()) joinable.push_back(&st.thread);
     lk.unlock();
     for (auto* t : joinable) t->join();
     lk.lock();
-    if (live_ == 0) streams_.clear();  // unless another thread spawned meanwhile
-    if (auto e = std::exchange(error_, nullptr)) std::rethrow_exception(e);
+    streams_.clear();
     return 0;
   }
 
-  op_id submit(op&& o, op_waiter* w) noexcept override {
+  op_id submit(op&& o, op_waiter* w) noexcept {
+    if (abandoned_.load(std::memory_order_acquire) && own_stream_thread()) park();
     op_slot* s = claim_slot();
     if (s == nullptr) {
+      w->on_started({});  // every waiter hears of its op first; no slot names this one
       w->on_complete(completion{-ENOMEM, 0, std::move(o.buf)});
       return {};
     }
@@ -197,6 +209,7 @@ class blocking_backend final : public backend {
       std::lock_guard lk(s->mu);
       s->state = slot_state::claimed;
       s->cancel_requested = false;
+      s->interruptible = !uninterruptible(o);
       s->thread = ::pthread_self();
       gen = s->gen;
     }
@@ -210,17 +223,27 @@ class blocking_backend final : public backend {
       if (s->cancel_waiters > 0) s->left_syscall.notify_all();
     }
     unclaim_slot(s);
+    if (abandoned_.load(std::memory_order_acquire) && own_stream_thread()) {
+      // run() gave up on this thread while it was blocked: the scenario may
+      // be gone. Nobody takes the result.
+      discard_result(o.kind, res);
+      park();
+    }
     w->on_complete(completion{res, 0, std::move(o.buf)});
     return id;
   }
 
-  int cancel(op_id id) noexcept override {
+  int cancel(op_id id) noexcept {
     op_slot* s = find_slot(id.slot());
     if (s == nullptr) return -ENOENT;
     std::unique_lock lk(s->mu);
     if (s->gen != id.gen() || s->state == slot_state::idle) return -ENOENT;
     if (s->cancel_requested) return 0;
     s->cancel_requested = true;
+    // A regular-file op: not in its syscall yet, it sees the flag and
+    // completes -ECANCELED; in it, no signal ends it and it completes with
+    // its real result. Either way there is nothing to wait for.
+    if (!s->interruptible) return 0;
     // Lost wakeup: the op thread checks cancel_requested under mu, then drops
     // mu and enters the syscall. A signal landing in that window runs the
     // (empty) handler before the syscall starts, and the syscall then blocks.
@@ -244,24 +267,63 @@ class blocking_backend final : public backend {
     return 0;
   }
 
-  // Ops are synchronous: the frame of an op in progress is blocked inside
-  // submit() on its own thread and cannot be destroyed from another, so only
-  // finished (stale) ids ever get here. Nothing to release.
-  void drop(op_id id) noexcept override { (void)id; }
+  // Idempotent. Returns true when the engine must be kept forever (threads
+  // were detached).
+  bool shutdown() noexcept {
+    {
+      std::lock_guard lk(mu_);
+      if (shut_down_) return false;
+      shut_down_ = true;
+      running_ = false;
+    }
+    tasks_.close();
+    // Instant when every thread is already past its task; after a hang that
+    // run() already gave up on, not worth another wait.
+    if (!abandoned_.load(std::memory_order_acquire)) stop_all(clock_type::now() + teardown_bound);
+    std::unique_lock lk(mu_);
+    size_t stuck = 0;
+    std::vector<std::thread*> joinable;
+    for (auto& st : streams_) {
+      if (!st.returned) ++stuck;
+      else if (st.thread.joinable()) joinable.push_back(&st.thread);
+    }
+    lk.unlock();
+    for (auto* t : joinable) t->join();
+    lk.lock();
+    if (stuck > 0) {
+      abandoned_.store(true, std::memory_order_release);
+      for (auto& st : streams_)
+        if (st.thread.joinable()) st.thread.detach();
+      try {
+        violations_.push_back({"hang", fmt::format("{} stream threads could not be stopped", stuck)});
+      } catch (...) {
+      }
+      // No frame is destroyed: a stuck thread may be running (or may resume)
+      // any of them.
+      return true;
+    }
+    streams_.clear();
+    lk.unlock();
+    // No thread runs any task now: frames that never ended (never started,
+    // or suspended on something that will never resume them) go.
+    tasks_.destroy_live();
+    return false;
+  }
 
-  void task_done(stream& st, std::exception_ptr error) noexcept {
+  void collect(std::vector<violation>& out) {
+    tasks_.take_violations(out);
     std::lock_guard lk(mu_);
-    st.done = true;
-    if (error && !error_) error_ = error;
-    --live_;
-    cv_.notify_all();
+    for (auto& v : violations_) out.push_back(std::move(v));
+    violations_.clear();
   }
 
  private:
   // ---- op slots ----
+  [[nodiscard]] bool own_stream_thread() const noexcept { return tls_slot.serial == serial_; }
+
   op_slot* claim_slot() noexcept {
     auto& c = tls_slot;
-    if (c.backend_serial == serial_ && !c.busy) {
+    if (c.serial == serial_ && !c.busy) {
       c.busy = true;
       return c.slot;
     }
@@ -270,7 +332,7 @@ class blocking_backend final : public backend {
   }
   void unclaim_slot(op_slot* s) noexcept {
     auto& c = tls_slot;
-    if (c.backend_serial == serial_ && c.slot == s) {
+    if (c.serial == serial_ && c.slot == s) {
       c.busy = false;
       return;
     }
@@ -326,53 +388,23 @@ class blocking_backend final : public backend {
   }
 
   int32_t perform(op& o, op_slot& s) noexcept {
-    if (moves_payload(o.kind) && o.len > o.buf.capacity()) return -EINVAL;
-    const int fd = o.fd;
-    // ~0: "current position", for pipes and sockets that have no offset.
-    const bool positional = o.offset != ~uint64_t{0};
     switch (o.kind) {
       case op_kind::nop:
-        return 0;
-      case op_kind::read: {
-        auto b = o.buf.first(o.len);
-        return blocking_call(s, [&] { return positional ? sys::pread(fd, b, o.offset) : sys::read(fd, b); });
-      }
-      case op_kind::write: {
-        std::span<const std::byte> b = o.buf.first(o.len);
-        return blocking_call(s, [&] { return positional ? sys::pwrite(fd, b, o.offset) : sys::write(fd, b); });
-      }
-      case op_kind::recv: {
-        auto b = o.buf.first(o.len);
-        return blocking_call(s, [&] { return sys::recv(fd, b, 0); });
-      }
-      case op_kind::send: {
-        std::span<const std::byte> b = o.buf.first(o.len);
-        return blocking_call(s, [&] { return sys::send(fd, b, 0); });
-      }
-      case op_kind::accept:
-        // A blocking fd, as this backend wants (no SOCK_NONBLOCK): adopted.
-        return blocking_call(s, [&] { return sys::accept(fd, SOCK_CLOEXEC); });
+      case op_kind::close:  // never blocks, never restarted (see perform_sync)
+        return perform_sync(o, sync_mode::blocking);
       case op_kind::connect: {
         bool issued = false;
         return blocking_call(s, [&]() -> int64_t {
           if (!issued) {
             issued = true;
-            return sys::connect(fd, o.addr, o.addrlen);
+            return perform_sync(o, sync_mode::blocking);
           }
           // Interrupted without a cancel: the handshake goes on in the
           // kernel, and a second connect() would only say EALREADY. Wait for
           // it instead (poll may be interrupted too: the loop restarts it).
-          return wait_connected(fd);
+          return wait_connected(o.fd);
         });
       }
-      case op_kind::close: {
-        const int r = sys::close(fd);
-        // Linux frees the descriptor even when close() says EINTR; retrying
-        // could close a number another thread has just been given.
-        return r == -EINTR ? 0 : r;
-      }
-      case op_kind::fsync:
-        return blocking_call(s, [&] { return sys::fsync(fd); });
       case op_kind::timeout: {
         // Absolute deadline, so a restarted sleep does not start over.
         timespec due{};
@@ -390,33 +422,45 @@ class blocking_backend final : public backend {
           return -::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &due, nullptr);
         });
       }
+      default:
+        // A blocking fd, as this backend wants: accepted fds come back
+        // blocking (adopted).
+        return blocking_call(s, [&]() -> int64_t { return perform_sync(o, sync_mode::blocking); });
     }
-    return -EINVAL;
   }
 
   static int64_t wait_connected(int fd) noexcept {
     pollfd p{fd, POLLOUT, 0};
     meters::count_syscall();
     if (::poll(&p, 1, -1) < 0) return -errno;
-    int err = 0;
-    socklen_t len = sizeof err;
-    meters::count_syscall();
-    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) return -errno;
-    return -err;
+    return connect_result(fd);
   }
 
   // ---- threads ----
-  void start_locked(stream& st) {
-    st.started = true;
-    try {
-      st.thread = std::thread([this, &st] { stream_main(st); });
-    } catch (...) {
-      st.started = false;
-      throw;
+  // A stream thread run() gave up on stops here for good. Taking mu_ first
+  // orders everything it did before — its calls through the backend object
+  // included — before shutdown(), which takes mu_ too, and so before the
+  // backend's destruction.
+  [[noreturn]] void park() noexcept {
+    { std::lock_guard lk(mu_); }
+    park_forever();
+  }
+
+  // Under mu_. Throws std::system_error when no thread can be created (the
+  // task stays live; shutdown() destroys it).
+  void start_queued_locked() {
+    while (std::coroutine_handle<> h = tasks_.take_queued()) {
+      stream_thread& st = streams_.emplace_back();
+      try {
+        st.thread = std::thread([self = shared_from_this(), &st, h] { self->stream_main(st, h); });
+      } catch (...) {
+        streams_.pop_back();
+        throw;
+      }
     }
   }
 
-  void stream_main(stream& st) noexcept {
+  void stream_main(stream_thread& st, std::coroutine_handle<> frame) noexcept {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, interrupt_signal());
@@ -424,89 +468,120 @@ class blocking_backend final : public backend {
     ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);  // inherited masks may block it
     op_slot* own = take_free_slot();
     if (own != nullptr) tls_slot = {serial_, own, false};
-    st.frame.resume();  // runs the whole task: every op completes inline
+    frame.resume();  // runs the task to its end (or first suspension): every op completes inline
     tls_slot = {};
     if (own != nullptr) put_free_slot(own);
     std::lock_guard lk(mu_);
     st.returned = true;
-    cv_.notify_all();
+    returned_.notify_all();
   }
 
-  // Makes every op fail with -ECANCELED and interrupts the blocked ones, until
-  // every started thread is past its task or `until` passes. Re-sending covers
-  // the lost-wakeup window, as in cancel().
+  // Makes every op fail with -ECANCELED and interrupts the blocked ones,
+  // until every started thread is past its task or `until` passes; then the
+  // threads still running are abandoned. Re-sending covers the lost-wakeup
+  // window, as in cancel().
   void stop_all(clock_type::time_point until) noexcept {
     stopping_.store(true, std::memory_order_release);
     std::unique_lock lk(mu_);
     for (;;) {
       bool all_returned = true;
       for (auto& st : streams_) {
-        if (!st.started || st.returned) continue;
+        if (st.returned) continue;
         all_returned = false;
-        // Not joined yet (only run() and teardown() join, and not while a
-        // thread is unreturned), so the handle is valid.
+        // Neither joined nor detached (only returned threads are joined, and
+        // threads are detached only after this gave up), so the handle names
+        // a live thread.
         meters::count_syscall();
         ::pthread_kill(st.thread.native_handle(), interrupt_signal());
       }
-      if (all_returned || clock_type::now() >= until) return;
-      cv_.wait_for(lk, teardown_interval);
+      if (all_returned) return;
+      if (clock_type::now() >= until) {
+        // From here on a stuck thread parks at its next op (or when its
+        // current one returns) instead of running scenario code.
+        abandoned_.store(true, std::memory_order_release);
+        return;
+      }
+      returned_.wait_for(lk, teardown_interval);
     }
   }
 
-  void teardown() noexcept {
-    stop_all(clock_type::now() + teardown_bound);
-    std::unique_lock lk(mu_);
-    size_t stuck = 0;
-    for (auto& st : streams_) {
-      if (!st.started || st.returned) continue;
-      ++stuck;
-    }
-    std::vector<std::thread*> joinable;
-    for (auto& st : streams_)
-      if (st.started && st.returned && st.thread.joinable()) joinable.push_back(&st.thread);
-    lk.unlock();
-    for (auto* t : joinable) t->join();
-    lk.lock();
-    if (stuck > 0) {
-      // A task that spins without ops, or sleeps outside the backend, cannot
-      // be stopped. Leaking is the only choice that does not hang or crash
-      // here; the run has already been reported as a hang.
-      std::fprintf(stderr, "ringside: blocking: %zu stream thread(s) did not stop; detached\n", stuck);
-      for (auto& st : streams_)
-        if (st.thread.joinable()) st.thread.detach();
-      return;
-    }
-    // Frames of tasks that never ended: never started, or suspended on
-    // something that will never resume them. No thread runs them any more.
-    for (auto& st : streams_)
-      if (!st.done && st.frame) st.frame.destroy();
-    streams_.clear();
+  const uint64_t serial_ = next_engine_serial.fetch_add(1, std::memory_order_relaxed);
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> abandoned_{false};
+
+  // Streams and run state.
+  std::mutex mu_;
+  std::condition_variable returned_;
+  std::deque<stream_thread> streams_;  // deque: a stream's address is its thread's
+  bool running_ = false;
+  bool shut_down_ = false;
+  std::vector<violation> violations_;
+
+  // Op slots: the deque never moves them, so ids map to stable addresses.
+  std::mutex table_mu_;
+  std::deque<op_slot> slots_;
+  std::vector<uint32_t> free_;
+
+  task_set tasks_;
+};
+
+// Engines whose threads were detached stay reachable until the process ends:
+// never destroyed (a stuck thread may still use one, and a frame it may run
+// must never be destroyed under it), and not reported as leaks.
+void keep_forever(std::shared_ptr<engine> e) noexcept {
+  static std::mutex mu;
+  static auto* kept = new std::vector<std::shared_ptr<engine>>;
+  std::lock_guard lk(mu);
+  try {
+    kept->push_back(std::move(e));
+  } catch (...) {
+    (void)new std::shared_ptr<engine>(std::move(e));  // out of memory: leaked plainly
+  }
+}
+
+class blocking_backend final : public backend {
+ public:
+  blocking_backend() : e_(std::make_shared<engine>()) { install_interrupt_handler(); }
+  blocking_backend(const blocking_backend&) = delete;
+  blocking_backend& operator=(const blocking_backend&) = delete;
+  ~blocking_backend() override { shutdown(); }
+
+  [[nodiscard]] std::string_view name() const noexcept override { return "blocking"; }
+  [[nodiscard]] const backend_caps& caps() const noexcept override { return caps_; }
+
+  void adopt(int fd) override {
+    meters::count_syscall();
+    const int fl = ::fcntl(fd, F_GETFL);
+    if (fl < 0) throw std::system_error(errno, std::generic_category(), "blocking: fcntl(F_GETFL)");
+    if ((fl & O_NONBLOCK) == 0) return;
+    meters::count_syscall();
+    if (::fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+      throw std::system_error(errno, std::generic_category(), "blocking: fcntl(F_SETFL)");
   }
 
+  void spawn(task<> t) override { e_->spawn(std::move(t)); }
+  int run(clock_type::time_point deadline) override { return e_->run(deadline); }
+  op_id submit(op&& o, op_waiter* w) noexcept override { return e_->submit(std::move(o), w); }
+  int cancel(op_id id) noexcept override { return e_->cancel(id); }
+  // Ops are synchronous: the frame of an op in progress is blocked inside
+  // submit() on its own thread and cannot be destroyed from another, so only
+  // finished (stale) ids ever get here. Nothing to release.
+  void drop(op_id id) noexcept override { (void)id; }
+
+  void shutdown() noexcept override {
+    if (e_->shutdown()) keep_forever(e_);
+  }
+  void collect_violations(std::vector<violation>& out) override { e_->collect(out); }
+
+ private:
   backend_caps caps_{.contract = buffer_contract::borrowed_in_syscall,
                      .thread_per_stream = true,
                      .file_io = true,
                      .async_file_io = false,
                      .cancel_in_flight = true,
                      .cancel_file_io = false};
-  const uint64_t serial_ = next_backend_serial.fetch_add(1, std::memory_order_relaxed);
-  std::atomic<bool> stopping_{false};
-
-  // Streams and run state.
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<stream> streams_;  // deque: a stream's address is its thread's and observer's
-  size_t live_ = 0;             // spawned tasks not ended
-  bool running_ = false;
-  std::exception_ptr error_;    // the first task's exception, rethrown by run()
-
-  // Op slots: the deque never moves them, so ids map to stable addresses.
-  std::mutex table_mu_;
-  std::deque<op_slot> slots_;
-  std::vector<uint32_t> free_;
+  const std::shared_ptr<engine> e_;
 };
-
-void stream::on_task_done(std::exception_ptr error) noexcept { owner.task_done(*this, error); }
 
 }  // namespace
 

@@ -8,6 +8,9 @@
 // be watched by epoll (EPERM) and never say EAGAIN: their pread/pwrite run
 // inline (caps.async_file_io = false).
 //
+// A result nobody takes (a dropped op) goes through discard_result(): an
+// accepted connection is closed, never leaked.
+//
 // Single-threaded: submit, cancel, drop, spawn and run must all be called from
 // the thread that runs the loop (tasks run there).
 #include <fcntl.h>
@@ -19,8 +22,6 @@
 #include <cerrno>
 #include <chrono>
 #include <climits>
-#include <coroutine>
-#include <exception>
 #include <memory>
 #include <string>
 #include <system_error>
@@ -28,7 +29,8 @@
 
 #include "harness/backend.hpp"
 #include "harness/meters.hpp"
-#include "harness/sys.hpp"
+#include "harness/perform.hpp"
+#include "harness/task_set.hpp"
 #include "harness/unique_fd.hpp"
 
 namespace ringside {
@@ -39,6 +41,12 @@ constexpr uint32_t no_slot = UINT32_MAX;
 // a stream whose ops are always ready (regular-file reads, a socket that is
 // never empty) would otherwise never give the loop back and starve the rest.
 constexpr uint32_t max_inline_streak = 64;
+// 16: while completions are waiting in the ready queue the loop turns
+// without waiting, and polls epoll (zero timeout) only every 16th such pass,
+// or as soon as the queue drains: a poll per pass would cost a syscall for
+// every 64 always-ready ops, and 16 passes are short enough that fds that
+// became ready meanwhile are not kept waiting.
+constexpr uint32_t poll_every_busy = 16;
 // 64 events per epoll_wait: enough to batch a busy loop; more wait one turn.
 constexpr size_t event_batch = 64;
 // Teardown delivers completions of ops whose waiters outlive the task frames;
@@ -92,17 +100,6 @@ constexpr direction direction_of(op_kind k) noexcept {
   return (k == op_kind::write || k == op_kind::send || k == op_kind::connect) ? direction::out : direction::in;
 }
 
-class epoll_backend;
-
-struct task_record final : task_observer {
-  explicit task_record(epoll_backend& b) noexcept : owner(b) {}
-  void on_task_done(std::exception_ptr error) noexcept override;
-
-  epoll_backend& owner;
-  std::coroutine_handle<> frame;  // destroyed by the destructor if the task never ended
-  bool done = false;
-};
-
 class epoll_backend final : public backend {
  public:
   epoll_backend() {
@@ -113,10 +110,13 @@ class epoll_backend final : public backend {
   epoll_backend(const epoll_backend&) = delete;
   epoll_backend& operator=(const epoll_backend&) = delete;
 
-  ~epoll_backend() override {
+  ~epoll_backend() override { shutdown(); }
+
+  void shutdown() noexcept override {
+    if (shut_down_) return;
+    shut_down_ = true;  // from now on submit() completes -ECANCELED at once
     // Frames first: their op_awaiters call drop(), which needs the tables.
-    for (auto& t : tasks_)
-      if (!t->done && t->frame) std::exchange(t->frame, {}).destroy();
+    tasks_.destroy_live();
     // Ops whose waiters live outside any task frame still get their one
     // completion: parked ones are cancelled, known results delivered.
     for (int round = 0; round < teardown_rounds; ++round) {
@@ -129,6 +129,8 @@ class epoll_backend final : public backend {
       }
     }
   }
+
+  void collect_violations(std::vector<violation>& out) override { tasks_.take_violations(out); }
 
   [[nodiscard]] std::string_view name() const noexcept override { return "epoll"; }
   [[nodiscard]] const backend_caps& caps() const noexcept override { return caps_; }
@@ -147,35 +149,42 @@ class epoll_backend final : public backend {
     forget_fd(fd);
   }
 
-  void spawn(task<> t) override {
-    auto& rec = *tasks_.emplace_back(std::make_unique<task_record>(*this));
-    rec.frame = make_detached(std::move(t), &rec).release();
-    to_start_.push_back(&rec);
-    ++live_;
-  }
+  void spawn(task<> t) override { tasks_.spawn(std::move(t)); }  // refused after shutdown()
 
   int run(clock_type::time_point deadline) override {
     for (;;) {
-      start_spawned();
+      inline_streak_ = 0;
+      tasks_.start_queued();
       deliver_ready();
-      sweep_tasks();
-      if (live_ == 0) break;
+      if (tasks_.live() == 0) return 0;
       const auto now = clock_type::now();
       if (now >= deadline) return -ETIME;
+      const bool busy = !ready_.empty() || tasks_.has_queued();
+      if (busy && ++busy_passes_ < poll_every_busy) {
+        expire_timers(now);
+        continue;
+      }
+      busy_passes_ = 0;
       auto wake = deadline;
-      if (!ready_.empty() || !to_start_.empty()) wake = now;
+      if (busy) wake = now;
       else if (!heap_.empty()) wake = std::min(wake, slots_[heap_[0]].due);
       const int n = wait_events(wake - now);
       for (int k = 0; k < n; ++k) on_event(events_[size_t(k)]);
       expire_timers(clock_type::now());
     }
-    if (auto e = std::exchange(error_, nullptr)) std::rethrow_exception(e);
-    return 0;
   }
 
   op_id submit(op&& o, op_waiter* w) noexcept override {
+    // Early ends still start first (with the null id: no slot names them),
+    // so every waiter sees on_started before its completion.
+    if (shut_down_) {
+      w->on_started({});
+      w->on_complete(completion{-ECANCELED, 0, std::move(o.buf)});
+      return {};
+    }
     const uint32_t i = claim();
     if (i == no_slot) {
+      w->on_started({});
       w->on_complete(completion{-ENOMEM, 0, std::move(o.buf)});
       return {};
     }
@@ -212,14 +221,15 @@ class epoll_backend final : public backend {
     return -ENOENT;
   }
 
-  // The buffer goes back to the pool at once: the kernel holds nothing.
+  // The buffer goes back to the pool at once: the kernel holds nothing. A
+  // result already known is discarded (an accepted fd closed).
   void drop(op_id id) noexcept override {
     const uint32_t i = live_slot(id);
     if (i == no_slot) return;
     op_slot& s = slots_[i];
     switch (s.state) {
       case slot_state::trying:
-        s.waiter = nullptr;  // delivered to nobody when submit() finishes it
+        s.waiter = nullptr;  // discarded when submit() finishes it
         return;
       case slot_state::parked_fd:
         unlink(parked_list(i), i);
@@ -229,18 +239,12 @@ class epoll_backend final : public backend {
         break;
       case slot_state::ready:
         unlink(ready_, i);
+        discard_result(s.o.kind, s.res);
         break;
       case slot_state::free:
         return;
     }
     release(i);
-  }
-
-  void task_done(task_record& rec, std::exception_ptr error) noexcept {
-    rec.done = true;
-    --live_;
-    ++finished_;
-    if (error && !error_) error_ = error;
   }
 
  private:
@@ -318,13 +322,17 @@ class epoll_backend final : public backend {
   void deliver(uint32_t i) noexcept {
     op_slot& s = slots_[i];
     op_waiter* w = s.waiter;
+    const op_kind kind = s.o.kind;
     completion c{s.res, 0, std::move(s.o.buf)};
     release(i);
     if (w != nullptr) w->on_complete(std::move(c));
+    else discard_result(kind, c.res);
   }
 
-  // A result known inside submit(): inline, unless this stream has had its
-  // share of inline completions (see max_inline_streak).
+  // A result known inside submit(): delivered inline, unless
+  // max_inline_streak results in a row were, since the loop last turned. The
+  // streak is the backend's, not a stream's: whichever streams used it up,
+  // the next result waits for the loop, so every stream gets its turn.
   void finish_in_submit(uint32_t i, int32_t res) noexcept {
     if (inline_streak_ < max_inline_streak) {
       ++inline_streak_;
@@ -339,15 +347,14 @@ class epoll_backend final : public backend {
   void start_op(uint32_t i) noexcept {
     op_slot& s = slots_[i];
     if (s.cancel_requested) return finish_in_submit(i, -ECANCELED);
-    const op& o = s.o;
-    if (moves_payload(o.kind) && o.len > o.buf.capacity()) return finish_in_submit(i, -EINVAL);
+    op& o = s.o;
+    if (const int32_t err = payload_error(o); err != 0) return finish_in_submit(i, err);
     switch (o.kind) {
       case op_kind::nop:
-        return finish_in_submit(i, 0);
       case op_kind::fsync:
-        return finish_in_submit(i, sys::fsync(o.fd));
+        return finish_in_submit(i, perform_sync(o, sync_mode::nonblocking));
       case op_kind::close:
-        return finish_in_submit(i, close_fd(o.fd));
+        return finish_in_submit(i, close_fd(o));
       case op_kind::timeout:
         if (o.timeout_ns == 0) return finish_in_submit(i, 0);
         s.due = clock_type::now() + std::chrono::nanoseconds(
@@ -357,8 +364,9 @@ class epoll_backend final : public backend {
         return;
       case op_kind::connect: {
         if (has_parked(o.fd, direction::out)) return park(i, direction::out);
-        const int r = sys::connect(o.fd, o.addr, o.addrlen);
-        if (r != -EINPROGRESS) return finish_in_submit(i, r);
+        const int32_t r = perform_sync(o, sync_mode::nonblocking);
+        // EINTR: the handshake goes on in the kernel, as with EINPROGRESS.
+        if (r != -EINPROGRESS && r != -EINTR) return finish_in_submit(i, r);
         s.connecting = true;
         return park(i, direction::out);
       }
@@ -382,60 +390,31 @@ class epoll_backend final : public backend {
   // One non-blocking try; -EAGAIN means "not ready, park".
   int32_t attempt(op_slot& s) noexcept {
     op& o = s.o;
-    // ~0: "current position", for pipes and sockets that have no offset.
-    const bool positional = o.offset != ~uint64_t{0};
     for (;;) {
-      int64_t r;
-      switch (o.kind) {
-        case op_kind::read:
-          r = positional ? sys::pread(o.fd, o.buf.first(o.len), o.offset) : sys::read(o.fd, o.buf.first(o.len));
-          break;
-        case op_kind::write:
-          r = positional ? sys::pwrite(o.fd, o.buf.first(o.len), o.offset) : sys::write(o.fd, o.buf.first(o.len));
-          break;
-        case op_kind::recv:
-          // MSG_DONTWAIT: never block the loop, even on an fd not adopted.
-          r = sys::recv(o.fd, o.buf.first(o.len), MSG_DONTWAIT);
-          break;
-        case op_kind::send:
-          r = sys::send(o.fd, o.buf.first(o.len), MSG_DONTWAIT);
-          break;
-        case op_kind::accept:
-          r = sys::accept(o.fd, SOCK_NONBLOCK | SOCK_CLOEXEC);
-          if (r >= 0) forget_fd(int(r));  // adopted: non-blocking already, fresh entry
-          break;
-        case op_kind::connect:
-          r = so_error(o.fd);  // only parked connects get here (after EINPROGRESS)
-          break;
-        default:
-          r = -EINVAL;
-      }
-      if (r != -EINTR) return static_cast<int32_t>(r);
+      // Only parked connects are `connecting` (after EINPROGRESS).
+      const int32_t r = s.connecting ? connect_result(o.fd) : perform_sync(o, sync_mode::nonblocking);
+      if (r == -EINTR) continue;
+      if (o.kind == op_kind::accept && r >= 0) forget_fd(r);  // adopted: non-blocking already, fresh entry
+      return r;
     }
   }
 
-  static int32_t so_error(int fd) noexcept {
-    int err = 0;
-    socklen_t len = sizeof err;
-    meters::count_syscall();
-    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) return -errno;
-    return -err;
+  // Ops still parked on the fd complete with -ECANCELED: the close op cancels
+  // them, as an io_uring close does not (it leaves them to eat later data,
+  // safety scenario 10). No EPOLL_CTL_DEL first: close() removes the
+  // registration when this was the file's last descriptor. If it was not
+  // (the file was dup'ed), the registration outlives the number, and its
+  // events name the number: they make the loop retry what is parked on it
+  // later, which says EAGAIN and stays parked (or was ready anyway), and an
+  // ADD of the same file under the number gets EEXIST and falls back to MOD.
+  // Harmless either way, so the common case saves a syscall per close.
+  int32_t close_fd(op& o) noexcept {
+    cancel_parked_on(o.fd);
+    if (o.fd >= 0 && size_t(o.fd) < fds_.size()) fds_[size_t(o.fd)].registered = false;
+    return perform_sync(o, sync_mode::nonblocking);
   }
 
-  // Ops still parked on fd when it is closed complete with -ECANCELED: the
-  // close op cancels them, as an io_uring close does not (it leaves them to
-  // eat later data, safety scenario 10). Then the fd leaves epoll before it
-  // is closed, so its number can be reused cleanly.
-  int32_t close_fd(int fd) noexcept {
-    forget_fd(fd);
-    const int r = sys::close(fd);
-    // Linux frees the descriptor even when close() says EINTR; retrying
-    // could close a number that was just reused.
-    return r == -EINTR ? 0 : r;
-  }
-
-  // Cancels what is parked on fd and drops its registration.
-  void forget_fd(int fd) noexcept {
+  void cancel_parked_on(int fd) noexcept {
     if (fd < 0 || size_t(fd) >= fds_.size()) return;
     fd_entry& e = fds_[size_t(fd)];
     for (slot_list* l : {&e.readers, &e.writers}) {
@@ -445,6 +424,13 @@ class epoll_backend final : public backend {
         make_ready(i, -ECANCELED);
       }
     }
+  }
+
+  // Cancels what is parked on fd and drops its registration.
+  void forget_fd(int fd) noexcept {
+    if (fd < 0 || size_t(fd) >= fds_.size()) return;
+    cancel_parked_on(fd);
+    fd_entry& e = fds_[size_t(fd)];
     if (e.registered) {
       e.registered = false;
       meters::count_syscall();
@@ -524,7 +510,8 @@ class epoll_backend final : public backend {
   }
 
   // Delivers what was ready when the call began; results made ready by those
-  // waiters wait for the next turn, so polling epoll is never starved.
+  // waiters wait for the next turn, so the loop keeps turning (timers every
+  // turn, epoll every few) however busy the streams are.
   void deliver_ready() noexcept {
     for (size_t n = ready_size_; n > 0 && !ready_.empty(); --n) {
       const uint32_t i = ready_.head;
@@ -532,23 +519,6 @@ class epoll_backend final : public backend {
       inline_streak_ = 0;
       deliver(i);
     }
-  }
-
-  void start_spawned() {
-    while (!to_start_.empty()) {
-      std::vector<task_record*> batch;
-      batch.swap(to_start_);
-      for (auto* rec : batch) {
-        inline_streak_ = 0;
-        rec->frame.resume();  // runs to its first suspension (or its end)
-      }
-    }
-  }
-
-  void sweep_tasks() noexcept {
-    if (finished_ == 0) return;
-    finished_ = 0;
-    std::erase_if(tasks_, [](const std::unique_ptr<task_record>& t) { return t->done; });
   }
 
   int wait_events(clock_type::duration d) noexcept {
@@ -572,16 +542,7 @@ class epoll_backend final : public backend {
   }
 
   void cancel_all_parked() noexcept {
-    for (size_t fd = 0; fd < fds_.size(); ++fd) {
-      fd_entry& e = fds_[fd];
-      for (slot_list* l : {&e.readers, &e.writers}) {
-        while (!l->empty()) {
-          const uint32_t i = l->head;
-          unlink(*l, i);
-          make_ready(i, -ECANCELED);
-        }
-      }
-    }
+    for (size_t fd = 0; fd < fds_.size(); ++fd) cancel_parked_on(int(fd));
     while (!heap_.empty()) {
       const uint32_t i = heap_[0];
       heap_remove(i);
@@ -653,16 +614,12 @@ class epoll_backend final : public backend {
   slot_list ready_;
   size_t ready_size_ = 0;
   std::vector<uint32_t> heap_;
-  uint32_t inline_streak_ = 0;
+  uint32_t inline_streak_ = 0;  // backend-wide: see finish_in_submit
+  uint32_t busy_passes_ = 0;    // loop passes in a row that did not poll epoll
+  bool shut_down_ = false;
 
-  std::vector<std::unique_ptr<task_record>> tasks_;  // not yet swept
-  std::vector<task_record*> to_start_;
-  size_t live_ = 0;      // spawned tasks not ended
-  size_t finished_ = 0;  // ended since the last sweep
-  std::exception_ptr error_;  // the first task's exception, rethrown by run()
+  task_set tasks_;
 };
-
-void task_record::on_task_done(std::exception_ptr error) noexcept { owner.task_done(*this, error); }
 
 }  // namespace
 

@@ -6,7 +6,8 @@
 // as cancel() returns (the -ECANCELED completion carries it, delivered from the
 // loop before the kernel's CQE) or the op is dropped (released to the pool at
 // once), while the kernel may still write into it. The cancelled op's real
-// result is lost: data it received, or a connection it accepted, vanish.
+// result is lost: data it received vanishes, and a connection it accepted is
+// closed unserved (discard_result: lost to the caller, but not leaked).
 #include <cerrno>
 #include <memory>
 
@@ -48,13 +49,15 @@ class uring_raw final : public uring_loop {
   }
 
   // The buffer goes back to the pool now, still lent to the kernel: the ledger
-  // sees a release of a range in flight.
+  // sees a release of a range in flight. No cancel is sent — a borrowed API
+  // whose future is dropped simply forgets the op — so the kernel still
+  // completes it later and writes into the released buffer (the damage the
+  // canary quarantine sees). Teardown cancels whatever is left.
   void drop(op_id id) noexcept override {
     op_slot* s = attached(id);
     if (s == nullptr) return;
     detach(*s);
     s->buf.reset();
-    request_cancel(*s);
   }
 };
 

@@ -14,17 +14,8 @@
 #include <utility>
 
 #include "harness/backend.hpp"
-#include "harness/meters.hpp"
 
 namespace ringside {
-
-namespace detail {
-// Shared completion bookkeeping: kernel copy accounting lives here, once, for
-// every backend.
-inline void account(op_kind kind, bool zero_copy, const completion& c) noexcept {
-  if (c.res > 0 && moves_payload(kind) && !zero_copy) meters::count_kernel_copy(uint64_t(c.res));
-}
-}  // namespace detail
 
 class op_awaiter final : op_waiter {
  public:
@@ -39,7 +30,6 @@ class op_awaiter final : op_waiter {
   bool await_ready() const noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> h) noexcept {
     h_ = h;
-    kind_ = op_.kind;
     state_ = state::submitting;
     id_ = be_.submit(std::move(op_), this);
     if (state_ == state::done) return false;  // completed inline
@@ -53,7 +43,6 @@ class op_awaiter final : op_waiter {
  private:
   enum class state : uint8_t { idle, submitting, pending, done };
   void on_complete(completion&& c) noexcept override {
-    detail::account(kind_, false, c);
     result_ = std::move(c);
     const bool resume = state_ == state::pending;
     state_ = state::done;
@@ -65,16 +54,20 @@ class op_awaiter final : op_waiter {
   completion result_;
   op_id id_;
   std::coroutine_handle<> h_;
-  op_kind kind_ = op_kind::nop;
   state state_ = state::idle;
 };
 
 // Submitted on construction; cancel() and drop-by-destruction work before the
 // result is awaited. Construct in place: `auto h = start(io, op)` relies on
 // guaranteed copy elision, so `this` is final when submit() sees it.
+//
+// On a thread-per-stream backend the constructor blocks inside submit() until
+// the op completes, and another stream may cancel it meanwhile: through
+// started_id(), or through cancel() once it holds the handle's address. Both
+// read only atomics set by the backend's callbacks (on_started, on_complete).
 class op_handle final : op_waiter {
  public:
-  op_handle(backend& be, op&& o) noexcept : be_(be), kind_(o.kind) {
+  op_handle(backend& be, op&& o) noexcept : be_(be) {
     submitting_ = true;
     id_ = be_.submit(std::move(o), this);
     submitting_ = false;
@@ -84,34 +77,34 @@ class op_handle final : op_waiter {
   op_handle(const op_handle&) = delete;
   op_handle& operator=(const op_handle&) = delete;
   ~op_handle() {
-    if (!done_) be_.drop(id_);
+    if (!done()) be_.drop(id_);
   }
 
-  // 0 if requested, -ENOENT if it already completed.
-  int cancel() noexcept { return done_ ? -ENOENT : be_.cancel(id_); }
-  [[nodiscard]] bool done() const noexcept { return done_; }
+  // 0 if requested, -ENOENT if it already completed. The id comes from
+  // on_started (every backend calls it before the op can block), not from
+  // submit()'s return, which a blocking submit has not produced yet.
+  int cancel() noexcept { return done() ? -ENOENT : be_.cancel(started_id()); }
+  [[nodiscard]] bool done() const noexcept { return done_.load(std::memory_order_acquire); }
   [[nodiscard]] op_id id() const noexcept { return id_; }
 
-  bool await_ready() const noexcept { return done_; }
+  bool await_ready() const noexcept { return done(); }
   void await_suspend(std::coroutine_handle<> h) noexcept { h_ = h; }
   completion await_resume() noexcept { return std::move(result_); }
 
  private:
   void on_started(op_id id) noexcept override { started_.store(id, std::memory_order_release); }
   void on_complete(completion&& c) noexcept override {
-    detail::account(kind_, false, c);
     result_ = std::move(c);
-    done_ = true;
+    done_.store(true, std::memory_order_release);
     if (!submitting_ && h_) std::exchange(h_, {}).resume();
   }
 
   backend& be_;
-  op_kind kind_;
   completion result_;
   op_id id_;
   std::coroutine_handle<> h_;
   std::atomic<op_id> started_{};
-  bool done_ = false;
+  std::atomic<bool> done_{false};
   bool submitting_ = false;
 };
 

@@ -239,6 +239,16 @@ void buffer_ledger::on_final(uint64_t user_data) noexcept {
   table_[i].key = 0;
 }
 
+bool buffer_ledger::lends(const void* p) const noexcept {
+  const auto* b = static_cast<const std::byte*>(p);
+  for (const auto& e : table_) {
+    if (e.key == 0) continue;
+    for (size_t k = 0; k < e.nranges; ++k)
+      if (b >= e.r[k].data && b < e.r[k].data + e.r[k].len) return true;
+  }
+  return false;
+}
+
 void buffer_ledger::on_acquire(const buffer_pool& pool, uint32_t index) noexcept {
   if (&pool == pool_ && in_flight_on(index)) report_conflicts(index, "re-acquired", nullptr);
 }

@@ -1,11 +1,11 @@
 // The buffer ledger: a detector that knows which memory the kernel holds.
 //
 // The ring wrapper records every buffer-carrying SQE's ranges here, keyed by
-// its user_data, until the op's FINAL CQE (one without IORING_CQE_F_MORE; for
-// zero-copy send that is the IORING_CQE_F_NOTIF one). The ledger watches the
-// buffer pool: a pool buffer released, re-acquired or lent to another op while
-// a range inside it is still in flight is a violation, even if the kernel never
-// writes a byte into it (the bug is the lifetime, not the damage).
+// its user_data, until the op's FINAL CQE (one without IORING_CQE_F_MORE).
+// The ledger watches the buffer pool: a pool buffer released, re-acquired or
+// lent to another op while a range inside it is still in flight is a
+// violation, even if the kernel never writes a byte into it (the bug is the
+// lifetime, not the damage).
 //
 // Cost: O(1) per op, no heap allocation per op. In-flight entries live in a
 // preallocated open-addressing table (linear probing, backward-shift delete),
@@ -77,6 +77,9 @@ class buffer_ledger final : public buffer_observer {
   [[nodiscard]] bool in_flight_on(uint32_t index) const noexcept {
     return index < per_buffer_.size() && per_buffer_[index] != 0;
   }
+  // True if some in-flight range contains the byte at p. A scan of the
+  // table: for tests and diagnostics, not for the per-op path.
+  [[nodiscard]] bool lends(const void* p) const noexcept;
 
   // buffer_observer
   void on_acquire(const buffer_pool& pool, uint32_t index) noexcept override;

@@ -10,9 +10,9 @@ constexpr uint64_t k_golden = 0x9e3779b97f4a7c15ull;
 // K: separates body words from positional ones (sqrt(2)'s fraction bits, so
 // nothing up our sleeve).
 constexpr uint64_t k_body = 0x6a09e667f3bcc909ull;
-// One body word per 4 KiB: one per page, so a page that went missing or came
-// from another chunk is caught even in huge chunks.
-constexpr uint64_t k_sample_step = 4096;
+// One positional "page word" per 4 KiB of a chunk: one per page, so a page
+// that went missing or came from another chunk is caught even in huge chunks.
+constexpr uint64_t k_page = 4096;
 // Below 16 bytes a chunk is all first and last word: no body to sample.
 constexpr uint64_t k_min_body_bs = 16;
 
@@ -68,6 +68,9 @@ pattern::pattern(uint64_t seed, uint64_t bs, verify_mode mode) noexcept
 
 uint64_t pattern::positional(uint64_t ws) const noexcept { return mix64(key_pos_ + ws * k_golden); }
 uint64_t pattern::body(uint64_t rel) const noexcept { return mix64(key_body_ + rel * k_golden); }
+uint64_t pattern::body_value(uint64_t cb, uint64_t w) const noexcept {
+  return w % k_page == 0 ? positional(cb + w) : body(w);
+}
 
 std::byte pattern::at(uint64_t o) const noexcept {
   if (all_positional_) {
@@ -78,7 +81,7 @@ std::byte pattern::at(uint64_t o) const noexcept {
   if (r < 8) return byte_of(positional(cb), r);
   if (r >= bs_ - 8) return byte_of(positional(cb + bs_ - 8), r - (bs_ - 8));
   const uint64_t w = 8 + ((r - 8) & ~uint64_t(7));
-  return byte_of(body(w), r - w);
+  return byte_of(body_value(cb, w), r - w);
 }
 
 void pattern::fill(std::span<std::byte> dst, uint64_t off) const noexcept {
@@ -93,7 +96,7 @@ void pattern::fill(std::span<std::byte> dst, uint64_t off) const noexcept {
     const uint64_t body_end = std::min(hi - cb, bs_ - 8);  // chunk-relative, exclusive
     const uint64_t rel_lo = std::max<uint64_t>(lo > cb ? lo - cb : 0, 8);
     for (uint64_t w = 8 + ((rel_lo - 8) & ~uint64_t(7)); w < body_end; w += 8)
-      put(d, lo, hi, {cb + w, std::min<uint64_t>(8, bs_ - 8 - w), body(w)});
+      put(d, lo, hi, {cb + w, std::min<uint64_t>(8, bs_ - 8 - w), body_value(cb, w)});
     put(d, lo, hi, {cb + bs_ - 8, 8, positional(cb + bs_ - 8)});
   }
 }
@@ -108,15 +111,18 @@ std::optional<uint64_t> pattern::check(std::span<const std::byte> data, uint64_t
   }
   for (uint64_t cb = lo - lo % bs_; cb < hi; cb += bs_) {
     if (auto bad = cmp(d, lo, hi, {cb, 8, positional(cb)})) return bad;
-    // Body samples sit at lo + k * 4096; those inside this chunk's body.
-    const uint64_t body_lo = std::max(lo, cb + 8), body_hi = std::min(hi, cb + bs_ - 8);
-    if (body_lo < body_hi) {
-      uint64_t p = lo + (body_lo - lo + k_sample_step - 1) / k_sample_step * k_sample_step;
-      for (; p < body_hi; p += k_sample_step) {
-        const uint64_t w = 8 + ((p - cb - 8) & ~uint64_t(7));
-        if (auto bad = cmp(d, lo, hi, {cb + w, std::min<uint64_t>(8, bs_ - 8 - w), body(w)})) return bad;
-      }
+    const uint64_t body_end = std::min(hi - cb, bs_ - 8);  // chunk-relative, exclusive
+    // The word holding the range's first byte, when it is a body word: a
+    // receiver's piece that starts mid-body still has its head checked.
+    if (lo >= cb + 8 && lo < cb + bs_ - 8) {
+      const uint64_t w = 8 + ((lo - cb - 8) & ~uint64_t(7));
+      if (auto bad = cmp(d, lo, hi, {cb + w, std::min<uint64_t>(8, bs_ - 8 - w), body_value(cb, w)})) return bad;
     }
+    // Page words at chunk-relative k * 4096 whose bytes reach into the range
+    // (a word may start up to 7 bytes before lo).
+    const uint64_t rel_lo = lo > cb + 7 ? lo - cb - 7 : 0;
+    for (uint64_t w = std::max(k_page, (rel_lo + k_page - 1) / k_page * k_page); w < body_end; w += k_page)
+      if (auto bad = cmp(d, lo, hi, {cb + w, std::min<uint64_t>(8, bs_ - 8 - w), positional(cb + w)})) return bad;
     if (auto bad = cmp(d, lo, hi, {cb + bs_ - 8, 8, positional(cb + bs_ - 8)})) return bad;
   }
   return std::nullopt;
@@ -130,11 +136,16 @@ void chunk_writer::write(std::span<std::byte> dst, uint64_t chunk_off) noexcept 
     ready_len_ = n;
     return;
   }
-  // The body bytes [8, n) already hold this pattern's body (the same in every
-  // chunk); only the chunk's positional first and last word change.
+  // The body bytes [8, n) already hold this pattern's body words (the same in
+  // every chunk); only the chunk's positional words change: its first and
+  // last word and its page words.
   const uint64_t lo = chunk_off, hi = chunk_off + n, bs = p_.bs_;
-  put(dst.data(), lo, hi, {chunk_off, 8, p_.positional(chunk_off)});
-  put(dst.data(), lo, hi, {chunk_off + bs - 8, 8, p_.positional(chunk_off + bs - 8)});
+  std::byte* d = dst.data();
+  put(d, lo, hi, {chunk_off, 8, p_.positional(chunk_off)});
+  const uint64_t body_end = std::min<uint64_t>(n, bs - 8);
+  for (uint64_t w = k_page; w < body_end; w += k_page)
+    put(d, lo, hi, {chunk_off + w, std::min<uint64_t>(8, bs - 8 - w), p_.positional(chunk_off + w)});
+  put(d, lo, hi, {chunk_off + bs - 8, 8, p_.positional(chunk_off + bs - 8)});
 }
 
 }  // namespace ringside

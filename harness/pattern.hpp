@@ -7,12 +7,18 @@
 //
 // - verify_mode::full: the 8-byte word at every absolute offset o (o % 8 == 0)
 //   holds mix(seed, o). Every byte is positional; check() reads every byte.
-// - verify_mode::sample (default): the first and last 8-byte word of every
-//   chunk are positional (mix(seed, o), o = the word's absolute offset); the
-//   body words hold mix(seed ^ K, o % bs), the same in every chunk, so a sender
-//   fills a buffer once and rewrites 2 words per chunk (see chunk_writer).
-//   check() reads every chunk-boundary word plus one body word per 4 KiB. A
-//   swapped, duplicated or missing chunk always breaks a boundary word.
+// - verify_mode::sample (default): the positional words of a chunk are its
+//   first and last 8-byte word and one "page word" per 4 KiB: the body word
+//   at chunk-relative offset 4096 * k (k >= 1, inside the body). Each holds
+//   mix(seed, o), o = the word's absolute offset. The other body words hold
+//   mix(seed ^ K, o % bs), the same in every chunk, so a sender fills a buffer
+//   once and then rewrites bs / 4096 + 2 words per chunk (see chunk_writer).
+//   check() reads every positional word in the range plus the word holding
+//   the range's first byte: O(1 + len / 4096 + len / bs) words. Positional
+//   words start at most 4096 bytes apart, so any 4 KiB of the range holds
+//   one: a swapped, duplicated or missing chunk, or a page that came from
+//   another chunk (a reused buffer's stale page, a page the kernel never
+//   wrote), is always caught.
 // - bs < 16 leaves no body: both modes are fully positional (every byte checked).
 //
 // Words are little-endian: byte i of a word is bits [8i, 8i+8). A word cut by
@@ -75,7 +81,7 @@ class pattern {
 
   // The first offset in [off, off + data.size()) whose byte differs from the
   // pattern, among the bytes this mode checks (see the file comment), or none.
-  // Sample mode costs O(len / 4096 + len / bs); full mode reads every byte.
+  // Sample mode costs O(1 + len / 4096 + len / bs); full mode reads every byte.
   // Borrowed: data only for the duration of the call.
   [[nodiscard]] std::optional<uint64_t> check(std::span<const std::byte> data, uint64_t off) const noexcept;
 
@@ -83,6 +89,9 @@ class pattern {
   friend class chunk_writer;
   [[nodiscard]] uint64_t positional(uint64_t ws) const noexcept;
   [[nodiscard]] uint64_t body(uint64_t rel) const noexcept;
+  // Sample mode: the body word at chunk-relative w (8 <= w < bs - 8) of the
+  // chunk at cb; a page word when w is a multiple of 4096.
+  [[nodiscard]] uint64_t body_value(uint64_t cb, uint64_t w) const noexcept;
 
   uint64_t seed_;
   uint64_t bs_;
@@ -93,10 +102,10 @@ class pattern {
 };
 
 // A sender's buffer holding one chunk of a pattern at a time. In sample mode
-// only the two positional words change from chunk to chunk, so after the first
-// chunk write() costs two stores; it falls back to a full fill whenever the
-// buffer may hold something else (another address, a longer chunk than the
-// one it filled, or after invalidate()).
+// only the positional words change from chunk to chunk, so after the first
+// chunk write() costs bs / 4096 + 2 stores; it falls back to a full fill
+// whenever the buffer may hold something else (another address, a longer
+// chunk than the one it filled, or after invalidate()).
 class chunk_writer {
  public:
   // Borrowed: p must outlive the writer.
@@ -106,8 +115,7 @@ class chunk_writer {
   // dst.size() <= bs; a shorter dst is the chunk's head, e.g. a file's tail).
   // Borrowed: dst only for the duration of the call.
   void write(std::span<std::byte> dst, uint64_t chunk_off) noexcept;
-  // The buffer's bytes were changed by someone else (a receive, or a partial
-  // send's remainder was regenerated into it).
+  // The buffer's bytes were changed by someone else (a receive into it, say).
   void invalidate() noexcept { ready_data_ = nullptr; ready_len_ = 0; }
 
  private:

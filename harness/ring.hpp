@@ -3,11 +3,13 @@
 //
 // Counting: every liburing call that enters the kernel is counted with
 // meters::count_syscall() at its call site. In liburing 2.3 without SQPOLL,
-// io_uring_submit always enters, and io_uring_submit_and_wait_timeout (with a
-// timeout, on kernels with IORING_FEAT_EXT_ARG) enters exactly once when SQEs
-// are queued or no CQE is ready, and never otherwise. So this wrapper never
-// submits with nothing queued, looks at the CQ (plain memory reads) before
-// waiting, submits and waits in ONE enter, and reaps without entering
+// io_uring_submit always enters, io_uring_submit_and_get_events always enters
+// exactly once, and io_uring_submit_and_wait_timeout (with a timeout, on
+// kernels with IORING_FEAT_EXT_ARG) enters exactly once when SQEs are queued
+// or no CQE is ready, and never otherwise. So this wrapper never submits with
+// nothing queued (submit_and_get_events() enters on purpose, for the
+// completions DEFER_TASKRUN holds back), looks at the CQ (plain memory reads)
+// before waiting, submits and waits in ONE enter, and reaps without entering
 // (io_uring_for_each_cqe + io_uring_cq_advance; never io_uring_peek_cqe, which
 // enters to flush overflowed or deferred completions).
 //
@@ -112,6 +114,12 @@ class ring {
   // only if SQEs are queued). Returns 0 or SQEs submitted; -ETIME and -EINTR
   // are reported as 0 (reap and look at the clock); other -errno as is.
   int submit_and_wait(std::chrono::nanoseconds timeout) noexcept;
+
+  // Submits queued SQEs and asks for completions (IORING_ENTER_GETEVENTS)
+  // without waiting, in ONE io_uring_enter, always: with DEFER_TASKRUN the
+  // kernel runs completion work and posts CQEs only on such an enter.
+  // Returns SQEs submitted or -errno.
+  int submit_and_get_events() noexcept;
 
   // Hands every ready CQE (at most `max`) to on_cqe(const io_uring_cqe&) in
   // order, then advances the CQ once. The ledger forgets an op at its final

@@ -64,6 +64,10 @@ int socket(int domain, int type, int proto) noexcept {
   meters::count_syscall();
   return static_cast<int>(ret(::socket(domain, type, proto)));
 }
+int getsockopt(int fd, int level, int name, void* val, socklen_t* len) noexcept {
+  meters::count_syscall();
+  return static_cast<int>(ret(::getsockopt(fd, level, name, val, len)));
+}
 
 }  // namespace sys
 }  // namespace ringside

@@ -25,5 +25,7 @@ int connect(int fd, const sockaddr* addr, socklen_t len) noexcept;
 int close(int fd) noexcept;
 int fsync(int fd) noexcept;
 int socket(int domain, int type, int proto) noexcept;
+// Borrowed: val and len only for the duration of the call.
+int getsockopt(int fd, int level, int name, void* val, socklen_t* len) noexcept;
 
 }  // namespace ringside::sys

@@ -6,11 +6,12 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <new>
 #include <string>
 #include <utility>
 
-#include "harness/sys.hpp"
+#include "harness/perform.hpp"
 
 namespace ringside {
 
@@ -27,6 +28,26 @@ constexpr uint64_t cancel_tag = op_id::make(reserved_slot, 1).value;
 constexpr std::chrono::nanoseconds max_wait = std::chrono::seconds(60);
 // 100 ms: teardown re-checks its budget at least this often.
 constexpr std::chrono::nanoseconds teardown_poll = std::chrono::milliseconds(100);
+// 16: while user work stays runnable (early completions, settled errors, new
+// tasks) the loop does not wait, but it enters the kernel at least every 16
+// passes, to submit what is queued and (GETEVENTS) have DEFER_TASKRUN post
+// completions; rare enough to cost nothing, often enough that no op waits
+// behind a busy stream for long.
+constexpr uint32_t busy_enter_every = 16;
+
+// A buffer the kernel may still write into after teardown: never handed back
+// to its pool, kept reachable (so leak checkers do not flag a deliberate
+// leak) until the process ends.
+void keep_forever(buffer b) noexcept {
+  static std::mutex mu;
+  static auto* kept = new std::vector<buffer>;
+  std::lock_guard lk(mu);
+  try {
+    kept->push_back(std::move(b));
+  } catch (...) {
+    (void)new (std::nothrow) buffer(std::move(b));  // out of memory: leaked plainly
+  }
+}
 
 uint32_t pow2_at_least(uint32_t n, uint32_t lo, uint32_t hi) {
   uint32_t e = lo;
@@ -66,8 +87,6 @@ uring_loop::uring_loop(const uring_loop_options& o)
   // Rare paths, sized once so they do not allocate when used.
   backlog_.reserve(ring_.sq_entries());
   cancel_backlog_.reserve(ring_.sq_entries());
-  start_queue_.reserve(64);
-  starting_.reserve(64);
 }
 
 uring_loop::~uring_loop() {
@@ -138,13 +157,17 @@ uring_loop::op_slot* uring_loop::attached(op_id id) noexcept {
 // --------------------------------------------------------------- submit ----
 
 op_id uring_loop::submit(op&& o, op_waiter* w) noexcept {
+  // Early ends still start first (with the null id: no slot names them), so
+  // every waiter sees on_started before its completion.
   if (tearing_down_) {
     // The loop is going away: nothing new reaches the kernel.
+    w->on_started({});
     w->on_complete({-ECANCELED, 0, std::move(o.buf)});
     return {};
   }
   const uint32_t i = alloc_slot();
   if (i == npos) {
+    w->on_started({});
     w->on_complete({-ENOMEM, 0, std::move(o.buf)});
     return {};
   }
@@ -171,14 +194,11 @@ int32_t uring_loop::fill(op_slot& s, op&& o) noexcept {
   s.fd = o.fd;
   s.offset = o.offset;
   s.len = o.len;
-  s.buf = std::move(o.buf);
-  switch (o.kind) {
-    case op_kind::read:
-    case op_kind::write:
-    case op_kind::recv:
-    case op_kind::send:
-      if (s.len > 0 && (!s.buf || s.len > s.buf.capacity())) return -EINVAL;
-      break;
+  s.buf_offset = o.buf_offset;
+  const int32_t range_error = payload_error(o);
+  s.buf = std::move(o.buf);  // handed back with the completion, even an -EINVAL one
+  if (range_error != 0) return range_error;
+  switch (s.kind) {
     case op_kind::connect:
       if (o.addr == nullptr || o.addrlen > sizeof(s.addr)) return -EINVAL;
       // Not payload: a socket address copied into the slot so the kernel
@@ -198,7 +218,8 @@ int32_t uring_loop::fill(op_slot& s, op&& o) noexcept {
 
 bool uring_loop::prep(op_slot& s) noexcept {
   const uint64_t ud = op_id::make(s.index, s.gen).value;
-  std::byte* data = s.buf.data();
+  // The subrange the op moves is what the kernel holds (and the ledger records).
+  std::byte* data = s.buf.data() + s.buf_offset;
   const byte_range lent[1] = {{data, s.len}};
   const std::span<const byte_range> ranges = moves_payload(s.kind) ? std::span<const byte_range>(lent)
                                                                    : std::span<const byte_range>();
@@ -290,14 +311,18 @@ void uring_loop::on_cqe(const io_uring_cqe& c) noexcept {
     return;
   }
   op_slot& s = *sp;
-  // Not final: the kernel still holds the buffer. (When zero-copy send is
-  // added: its first CQE carries the result with F_MORE and the final one is
-  // the IORING_CQE_F_NOTIF; keep the first's res for the second.)
+  // Not final: the kernel still holds the buffer.
   if ((c.flags & IORING_CQE_F_MORE) != 0) return;
   s.in_kernel = false;
   --in_kernel_;
+  // The kernel moved these bytes whoever takes the result: a dropped op in
+  // the graveyard, or an op whose completion was handed out early.
+  count_kernel_copy(s.kind, c.res);
   if (s.settled) {
-    // Completed early (uring-raw's cancel): this result is lost by design.
+    // Completed early (uring-raw's cancel): the caller never sees this
+    // result. An accepted connection is still closed, not leaked: it is lost
+    // to the caller (never served) either way.
+    discard_result(s.kind, c.res);
     if (!s.queued) free_slot(s);
     return;
   }
@@ -317,9 +342,8 @@ void uring_loop::finish(op_slot& s, int32_t res, uint32_t flags) noexcept {
     w->on_complete({res, flags, std::move(b)});
     return;
   }
-  // Dropped: the graveyard ends here. Nobody takes the result, so an
-  // accepted connection is closed rather than leaked; b returns to its pool now.
-  if (kind == op_kind::accept && res >= 0) sys::close(res);
+  // Dropped: the graveyard ends here; b returns to its pool now.
+  discard_result(kind, res);
 }
 
 void uring_loop::deliver_ready() noexcept {
@@ -334,8 +358,10 @@ void uring_loop::deliver_ready() noexcept {
     op_waiter* w = std::exchange(s.waiter, nullptr);
     buffer b = std::move(s.buf);
     const int32_t res = s.res;
+    const op_kind kind = s.kind;
     if (!s.in_kernel) free_slot(s);  // else it stays until its CQE, which is ignored
     if (w != nullptr) w->on_complete({res, 0, std::move(b)});
+    else discard_result(kind, res);
     i = next;
   }
 }
@@ -367,53 +393,7 @@ void uring_loop::flush_backlog() noexcept {
 // ----------------------------------------------------------------- tasks ----
 
 void uring_loop::spawn(task<> t) {
-  if (tearing_down_) return;  // t is destroyed unstarted
-  uint32_t i;
-  if (!free_tasks_.empty()) {
-    i = free_tasks_.back();
-    free_tasks_.pop_back();
-  } else {
-    tasks_.emplace_back();
-    i = uint32_t(tasks_.size() - 1);
-    // task_done() pushes here from a noexcept path: make room now.
-    free_tasks_.reserve(tasks_.size());
-  }
-  task_record& r = tasks_[i];
-  r.owner = this;
-  r.index = i;
-  r.live = true;
-  r.h = make_detached(std::move(t), &r).release();
-  ++live_tasks_;
-  start_queue_.push_back(i);
-}
-
-void uring_loop::start_spawned() noexcept {
-  while (!start_queue_.empty()) {
-    // Tasks spawned by the ones starting now go to the next round.
-    starting_.swap(start_queue_);
-    for (uint32_t i : starting_) {
-      task_record& r = tasks_[i];
-      if (r.live && r.h) r.h.resume();
-    }
-    starting_.clear();
-  }
-}
-
-void uring_loop::task_done(task_record& r, std::exception_ptr error) noexcept {
-  r.live = false;
-  r.h = {};
-  --live_tasks_;
-  free_tasks_.push_back(r.index);
-  if (error) {
-    std::string what = "unknown exception";
-    try {
-      std::rethrow_exception(error);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    note("task_error", fmt::format("{}: a task ended with an exception: {}", name(), what));
-  }
+  tasks_.spawn(std::move(t));  // refused (t destroyed unstarted) once tearing down
 }
 
 void uring_loop::note(std::string kind, std::string detail) noexcept {
@@ -429,10 +409,10 @@ void uring_loop::note(std::string kind, std::string detail) noexcept {
 int uring_loop::run(clock_type::time_point deadline) {
   if (hung_ || tearing_down_) return -ETIME;
   for (;;) {
-    start_spawned();
+    tasks_.start_queued();
     flush_backlog();
     deliver_ready();
-    if (live_tasks_ == 0 && start_queue_.empty()) {
+    if (tasks_.live() == 0) {
       // Cancels of dropped ops, issued by tasks that then ended.
       ring_.submit();
       return 0;
@@ -442,12 +422,19 @@ int uring_loop::run(clock_type::time_point deadline) {
       hung_ = true;
       return -ETIME;
     }
-    if (ready_head_ != npos || !start_queue_.empty()) {
+    if (ready_head_ != npos || tasks_.has_queued()) {
       // More user work is runnable now: take what the kernel has already
-      // posted, without entering it, and go round again.
+      // posted and go round again without waiting; but enter now and then,
+      // or queued SQEs would never be submitted and, with DEFER_TASKRUN,
+      // no completion would ever be posted while this lasts.
+      if (++busy_passes_ >= busy_enter_every) {
+        busy_passes_ = 0;
+        ring_.submit_and_get_events();
+      }
       reap_all();
       continue;
     }
+    busy_passes_ = 0;
     const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now);
     // Errors (-EBUSY/-EAGAIN with a full CQ backlog) leave the SQEs queued;
     // reaping makes room and the next pass retries.
@@ -463,6 +450,7 @@ void uring_loop::attach_pool(buffer_pool& pool) {
 }
 
 void uring_loop::collect_violations(std::vector<violation>& out) {
+  tasks_.take_violations(out);
   ledger_.take_violations(out);
   for (auto& v : violations_) out.push_back(std::move(v));
   violations_.clear();
@@ -477,13 +465,7 @@ void uring_loop::teardown() noexcept {
 
   // 1. Task frames: destroying them runs their awaiters' destructors, which
   //    drop() their ops (uring-owned: graveyard; uring-raw: buffer freed now).
-  for (auto& r : tasks_) {
-    if (!r.live) continue;
-    r.live = false;
-    --live_tasks_;
-    if (auto h = std::exchange(r.h, {})) h.destroy();
-  }
-  start_queue_.clear();
+  tasks_.destroy_live();
 
   // 2. Cancel everything the kernel still holds; ops still waiting for an SQE
   //    settle -ECANCELED.
@@ -511,11 +493,11 @@ void uring_loop::teardown() noexcept {
     // The kernel may still write into these buffers after the ring exits
     // (it cancels asynchronously): never hand them back to the pool.
     // (No name() here: the derived backend may already be gone.)
-    fmt::print(stderr, "ringside: io_uring loop: {} ops still in the kernel after teardown; their buffers are leaked\n",
-               in_kernel_);
+    note("hang", fmt::format("io_uring teardown: {} ops still in the kernel after {} ms; their buffers are leaked",
+                             in_kernel_, options_.teardown_budget.count()));
     for (uint32_t i = 0; i < capacity_; ++i) {
       op_slot& s = slot(i);
-      if (s.in_use && s.in_kernel && s.buf) (void)new (std::nothrow) buffer(std::move(s.buf));
+      if (s.in_use && s.in_kernel && s.buf) keep_forever(std::move(s.buf));
     }
   }
 

@@ -13,7 +13,14 @@
 // The loop (run()): start spawned tasks; deliver settled completions (never
 // from inside cancel()/drop()); submit queued SQEs and wait for >= 1 CQE in ONE
 // io_uring_enter, with a timeout so the deadline is honoured; reap every ready
-// CQE and call the waiters. No heap allocation per op in steady state.
+// CQE and call the waiters. While user work stays runnable the loop does not
+// wait, but it still enters (submit + GETEVENTS) every few passes: with
+// DEFER_TASKRUN the kernel posts completions only then. No heap allocation
+// per op in steady state.
+//
+// Results are accounted where they are produced: kernel copies at the CQE
+// reap (count_kernel_copy), whoever takes the result; a result nobody takes
+// goes through discard_result() (an accepted fd is closed).
 //
 // Single-threaded: every call comes from the thread that runs the loop.
 #pragma once
@@ -21,16 +28,15 @@
 #include <sys/socket.h>
 
 #include <chrono>
-#include <coroutine>
 #include <cstdint>
-#include <deque>
-#include <exception>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "harness/backend.hpp"
 #include "harness/ledger.hpp"
 #include "harness/ring.hpp"
+#include "harness/task_set.hpp"
 
 namespace ringside {
 
@@ -67,6 +73,9 @@ class uring_loop : public backend {
   void spawn(task<> t) override;
   int run(clock_type::time_point deadline) override;
   op_id submit(op&& o, op_waiter* w) noexcept override;
+  // teardown(); what it finds (ledger violations of drops it caused, ops the
+  // kernel never gave back) is reported by collect_violations() afterwards.
+  void shutdown() noexcept override { teardown(); }
   void collect_violations(std::vector<violation>& out) override;
 
   // For tests and tools.
@@ -84,6 +93,7 @@ class uring_loop : public backend {
     op_waiter* waiter = nullptr;  // null: dropped, or its completion already handed out
     uint64_t offset = 0;
     uint32_t len = 0;
+    uint32_t buf_offset = 0;      // payload at buf.data() + buf_offset
     int fd = -1;
     uint32_t gen = 1;             // never 0, so no op_id is 0
     uint32_t index = 0;
@@ -119,18 +129,12 @@ class uring_loop : public backend {
   // Destroys remaining task frames (their awaiters call drop(), so this must
   // run while the derived backend still exists: every derived destructor calls
   // it first), cancels everything in flight, drains the CQEs (bounded by
-  // teardown_budget), exits the ring, then detaches the ledger. Idempotent.
+  // teardown_budget), exits the ring, then detaches the ledger. Ops still in
+  // the kernel after the budget become a "hang" violation (their buffers are
+  // leaked, never handed back). Idempotent.
   void teardown() noexcept;
 
  private:
-  struct task_record final : task_observer {
-    uring_loop* owner = nullptr;
-    std::coroutine_handle<> h;
-    uint32_t index = 0;
-    bool live = false;
-    void on_task_done(std::exception_ptr error) noexcept override { owner->task_done(*this, error); }
-  };
-
   // 256 slots per chunk: small enough to add mid-run, large enough that the
   // chunk table stays tiny.
   static constexpr uint32_t chunk_bits = 8;
@@ -150,11 +154,9 @@ class uring_loop : public backend {
   void finish(op_slot& s, int32_t res, uint32_t flags) noexcept;
   void on_cqe(const io_uring_cqe& c) noexcept;
 
-  void start_spawned() noexcept;
   void flush_backlog() noexcept;
   void deliver_ready() noexcept;
   void reap_all() noexcept;
-  void task_done(task_record& r, std::exception_ptr error) noexcept;
   void note(std::string kind, std::string detail) noexcept;
 
   uring_loop_options options_;
@@ -173,11 +175,8 @@ class uring_loop : public backend {
   std::vector<op_id> backlog_;         // ops waiting for an SQE (SQ full and submit failed)
   std::vector<op_id> cancel_backlog_;  // cancels waiting for an SQE
 
-  std::deque<task_record> tasks_;  // deque: records never move (tasks hold their address)
-  std::vector<uint32_t> free_tasks_;
-  std::vector<uint32_t> start_queue_;
-  std::vector<uint32_t> starting_;
-  size_t live_tasks_ = 0;
+  task_set tasks_;
+  uint32_t busy_passes_ = 0;  // loop passes in a row that found user work and did not wait
 
   std::vector<violation> violations_;
   bool hung_ = false;

@@ -25,6 +25,7 @@
 #include "harness/backend.hpp"
 #include "harness/buffer.hpp"
 #include "harness/meters.hpp"
+#include "harness/op.hpp"
 #include "harness/pattern.hpp"
 #include "harness/scenario.hpp"
 #include "harness/sys.hpp"
@@ -43,6 +44,20 @@ inline void check_bs(const params& p) {
 }
 
 inline std::string errno_text(int err) { return std::system_category().message(err); }
+
+// The run's budget check, given a clock reading the stream already has (its
+// last op's end), so a timed loop reads the clock twice per op, not three
+// times. The one place a stream asks; ops budgets never read the clock.
+inline bool keep_going(run_ctx& ctx, clock_type::time_point now) noexcept { return ctx.keep_going_at(now); }
+
+// A payload op on b's bytes [from, from + len) (file_off: where a read or
+// write goes in the file; recv/send ignore it). A short transfer continues
+// with the next op in place (op::buf_offset) instead of moving the rest to
+// the buffer's start: no scenario copies payload.
+inline op payload_op(op_kind kind, int fd, buffer b, uint64_t from, uint64_t len, uint64_t file_off = 0) noexcept {
+  return op{.kind = kind, .fd = fd, .offset = file_off, .len = uint32_t(len), .buf_offset = uint32_t(from),
+            .buf = std::move(b)};
+}
 
 // ---- reports (ctx.report also stops the run) ----
 inline void report_io(run_ctx& ctx, std::string_view where, std::string_view what, int64_t res) {

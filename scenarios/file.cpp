@@ -137,23 +137,26 @@ class file_scenario final : public scenario {
     if (!buf) co_return ctx.report("io_error", name_ + ": buffer pool exhausted");
     pacer pace(ctx, streams_, index);
     prng rng(p_.seed + index);
-    while (ctx.keep_going()) {
-      const auto t0 = co_await pace.next(x);
-      if (!t0) break;
+    for (auto now = clock_type::now(); scen::keep_going(ctx, now);) {
+      const auto slot = co_await pace.next(x);
+      if (!slot) break;
       const uint64_t chunk = work_ == file_work::rand_read ? rng.below(chunks_) : seq_chunk();
       const uint64_t off = chunk * p_.bs, len = chunk_len(chunk);
-      // A short read (legal, rare on regular files) continues from where it stopped.
+      const auto t0 = pace.start(*slot);
+      // A short read (legal, rare on regular files) continues in place, so
+      // the chunk lands whole and is checked once, outside its latency.
       for (uint64_t done = 0; done < len;) {
-        auto c = co_await x.read(src_.get(), std::move(buf), uint32_t(len - done), off + done);
+        auto c = co_await x.submit(scen::payload_op(op_kind::read, src_.get(), std::move(buf), done, len - done, off + done));
         buf = std::move(c.buf);
         if (scen::bad_transfer(c.res, len - done, buf)) co_return fail(ctx, "read", off + done, c.res, len - done, buf);
-        const auto got = buf.first(size_t(c.res));
-        if (auto bad = pat_.check(got, off + done)) co_return scen::report_mismatch(ctx, name_, pat_, got, off + done, *bad);
         done += uint64_t(c.res);
       }
+      now = clock_type::now();
+      const auto got = buf.first(len);
+      if (auto bad = pat_.check(got, off)) co_return scen::report_mismatch(ctx, name_, pat_, got, off, *bad);
       ++st.ops;
       st.bytes += len;
-      st.latency.record(ns_since(*t0));
+      st.latency.record(ns_between(t0, now));
     }
   }
 
@@ -165,26 +168,23 @@ class file_scenario final : public scenario {
     if (!buf) co_return ctx.report("io_error", name_ + ": buffer pool exhausted");
     pacer pace(ctx, streams_, index);
     chunk_writer cw(pat_);
-    while (ctx.keep_going()) {
-      const auto t0 = co_await pace.next(x);
-      if (!t0) break;
+    for (auto now = clock_type::now(); scen::keep_going(ctx, now);) {
+      const auto slot = co_await pace.next(x);
+      if (!slot) break;
       const uint64_t chunk = seq_chunk(), off = chunk * p_.bs, len = chunk_len(chunk);
       cw.write(buf.first(len), off);
+      const auto t0 = pace.start(*slot);
+      // A short write continues in place from the rest of the chunk.
       for (uint64_t done = 0; done < len;) {
-        auto c = co_await x.write(dst_.get(), std::move(buf), uint32_t(len - done), off + done);
+        auto c = co_await x.submit(scen::payload_op(op_kind::write, dst_.get(), std::move(buf), done, len - done, off + done));
         buf = std::move(c.buf);
         if (scen::bad_transfer(c.res, len - done, buf)) co_return fail(ctx, "write", off + done, c.res, len - done, buf);
         done += uint64_t(c.res);
-        if (done < len) {
-          // A short write: the op writes from the buffer's start, so put the
-          // rest of the chunk there (generated, not copied).
-          pat_.fill(buf.first(len - done), off + done);
-          cw.invalidate();
-        }
       }
+      now = clock_type::now();
       ++st.ops;
       st.bytes += len;
-      st.latency.record(ns_since(*t0));
+      st.latency.record(ns_between(t0, now));
     }
   }
 
@@ -196,24 +196,29 @@ class file_scenario final : public scenario {
     buffer buf = pool.acquire();
     if (!buf) co_return ctx.report("io_error", name_ + ": buffer pool exhausted");
     pacer pace(ctx, streams_, index);
-    while (ctx.keep_going()) {
-      const auto t0 = co_await pace.next(x);
-      if (!t0) break;
-      const uint64_t chunk = seq_chunk(), off = chunk * p_.bs, end = off + chunk_len(chunk);
-      // A short write leaves the rest in the buffer at an offset the next op
-      // cannot start from: read it again from the source instead of moving it.
-      for (uint64_t pos = off; pos < end;) {
-        auto r = co_await x.read(src_.get(), std::move(buf), uint32_t(end - pos), pos);
+    for (auto now = clock_type::now(); scen::keep_going(ctx, now);) {
+      const auto slot = co_await pace.next(x);
+      if (!slot) break;
+      const uint64_t chunk = seq_chunk(), off = chunk * p_.bs, len = chunk_len(chunk);
+      const auto t0 = pace.start(*slot);
+      // The whole chunk in, then the whole chunk out; short transfers
+      // continue in place.
+      for (uint64_t got = 0; got < len;) {
+        auto r = co_await x.submit(scen::payload_op(op_kind::read, src_.get(), std::move(buf), got, len - got, off + got));
         buf = std::move(r.buf);
-        if (scen::bad_transfer(r.res, end - pos, buf)) co_return fail(ctx, "read", pos, r.res, end - pos, buf);
-        auto w = co_await x.write(dst_.get(), std::move(buf), uint32_t(r.res), pos);
-        buf = std::move(w.buf);
-        if (scen::bad_transfer(w.res, uint64_t(r.res), buf)) co_return fail(ctx, "write", pos, w.res, uint64_t(r.res), buf);
-        pos += uint64_t(w.res);
+        if (scen::bad_transfer(r.res, len - got, buf)) co_return fail(ctx, "read", off + got, r.res, len - got, buf);
+        got += uint64_t(r.res);
       }
+      for (uint64_t put = 0; put < len;) {
+        auto w = co_await x.submit(scen::payload_op(op_kind::write, dst_.get(), std::move(buf), put, len - put, off + put));
+        buf = std::move(w.buf);
+        if (scen::bad_transfer(w.res, len - put, buf)) co_return fail(ctx, "write", off + put, w.res, len - put, buf);
+        put += uint64_t(w.res);
+      }
+      now = clock_type::now();
       ++st.ops;
-      st.bytes += end - off;
-      st.latency.record(ns_since(*t0));
+      st.bytes += len;
+      st.latency.record(ns_between(t0, now));
     }
   }
 

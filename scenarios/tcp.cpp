@@ -24,7 +24,6 @@
 
 #include "harness/buffer.hpp"
 #include "harness/io.hpp"
-#include "harness/meters.hpp"
 #include "harness/pacer.hpp"
 #include "harness/pattern.hpp"
 #include "harness/scenario.hpp"
@@ -127,12 +126,15 @@ class stream_scenario final : public conn_scenario {
     chunk_writer cw(pat);
     pacer pace(ctx, conns_, index);
     bool ok = true;
-    for (uint64_t off = 0; ok && ctx.keep_going(); off += p_.bs) {
-      const auto t0 = co_await pace.next(x);
-      if (!t0) break;
+    auto now = clock_type::now();
+    for (uint64_t off = 0; ok && scen::keep_going(ctx, now); off += p_.bs) {
+      const auto slot = co_await pace.next(x);
+      if (!slot) break;
       cw.write(buf.first(p_.bs), off);
+      const auto t0 = pace.start(*slot);
+      // A partial send continues in place from the chunk's rest.
       for (uint64_t done = 0; done < p_.bs;) {
-        auto r = co_await x.send(fd, std::move(buf), uint32_t(p_.bs - done));
+        auto r = co_await x.submit(scen::payload_op(op_kind::send, fd, std::move(buf), done, p_.bs - done));
         buf = std::move(r.buf);
         if (scen::bad_transfer(r.res, p_.bs - done, buf)) {
           scen::report_transfer(ctx, fmt::format("{}: connection {}: send at {}", name_, index, off + done), r.res,
@@ -142,17 +144,12 @@ class stream_scenario final : public conn_scenario {
         }
         done += uint64_t(r.res);
         c.client_tx += uint64_t(r.res);
-        if (done < p_.bs) {
-          // Partial send: the op sends from the buffer's start, so put the
-          // chunk's rest there (generated, not copied).
-          pat.fill(buf.first(p_.bs - done), off + done);
-          cw.invalidate();
-        }
       }
       if (!ok) break;
+      now = clock_type::now();
       ++st.ops;
       st.bytes += p_.bs;
-      st.latency.record(ns_since(*t0));
+      st.latency.record(ns_between(t0, now));
     }
     if (ok) {
       if (int r = scen::shutdown_fd(fd, SHUT_WR); r < 0) scen::report_io(ctx, name_, "shutdown(SHUT_WR)", r);
@@ -206,8 +203,8 @@ class echo_scenario final : public conn_scenario {
       : conn_scenario(std::move(name), p, conns, true) {}
 
   // Client: request + reply buffers (the request keeps its body between
-  // messages). Server: one buffer plus a spare for a partial send's rest.
-  [[nodiscard]] size_t buffers_needed() const override { return size_t(conns_) * 4; }
+  // messages). Server: one buffer, echoed from in place.
+  [[nodiscard]] size_t buffers_needed() const override { return size_t(conns_) * 3; }
 
   void start(backend& be, buffer_pool& pool, run_ctx& ctx) override {
     for (uint32_t i = 0; i < conns_; ++i) {
@@ -243,13 +240,17 @@ class echo_scenario final : public conn_scenario {
     chunk_writer cw(pat);
     pacer pace(ctx, conns_, index);
     const uint64_t bs = p_.bs;
-    bool ok = true, intact = true;
-    for (uint64_t off = 0; ok && intact && ctx.keep_going(); off += bs) {
-      const auto t0 = co_await pace.next(x);
-      if (!t0) break;
+    bool ok = true;
+    auto now = clock_type::now();
+    for (uint64_t off = 0; ok && scen::keep_going(ctx, now); off += bs) {
+      const auto slot = co_await pace.next(x);
+      if (!slot) break;
       cw.write(tx.first(bs), off);
-      for (uint64_t done = 0; ok && done < bs;) {
-        auto r = co_await x.send(fd, std::move(tx), uint32_t(bs - done));
+      const auto t0 = pace.start(*slot);
+      // Partial sends and split replies continue in place, so the reply
+      // lands whole and is checked once, outside its latency.
+      for (uint64_t done = 0; done < bs;) {
+        auto r = co_await x.submit(scen::payload_op(op_kind::send, fd, std::move(tx), done, bs - done));
         tx = std::move(r.buf);
         if (scen::bad_transfer(r.res, bs - done, tx)) {
           scen::report_transfer(ctx, fmt::format("{}: connection {}: send at {}", name_, index, off + done), r.res, bs - done, tx);
@@ -258,15 +259,9 @@ class echo_scenario final : public conn_scenario {
         }
         done += uint64_t(r.res);
         c.client_tx += uint64_t(r.res);
-        if (done < bs) {
-          pat.fill(tx.first(bs - done), off + done);
-          cw.invalidate();
-        }
       }
-      // The whole echo, even after a mismatch, so the server is never left
-      // blocked on a reply nobody reads.
       for (uint64_t got = 0; ok && got < bs;) {
-        auto r = co_await x.recv(fd, std::move(rx), uint32_t(bs - got));
+        auto r = co_await x.submit(scen::payload_op(op_kind::recv, fd, std::move(rx), got, bs - got));
         rx = std::move(r.buf);
         if (scen::bad_transfer(r.res, bs - got, rx)) {
           // 0 here is EOF in the middle of a reply.
@@ -274,20 +269,21 @@ class echo_scenario final : public conn_scenario {
           ok = false;
           break;
         }
-        const auto piece = rx.first(size_t(r.res));
-        if (intact) {
-          if (auto bad = pat.check(piece, off + got)) {
-            scen::report_mismatch(ctx, fmt::format("{}: connection {} reply", name_, index), pat, piece, off + got, *bad);
-            intact = false;
-          }
-        }
         got += uint64_t(r.res);
         c.client_rx += uint64_t(r.res);
       }
       if (!ok) break;
+      now = clock_type::now();
+      const auto reply = rx.first(bs);
+      if (auto bad = pat.check(reply, off)) {
+        // The whole reply was read, so the server is not left blocked on it:
+        // a clean shutdown ends the connection.
+        scen::report_mismatch(ctx, fmt::format("{}: connection {} reply", name_, index), pat, reply, off, *bad);
+        break;
+      }
       ++st.ops;
       st.bytes += bs;
-      st.latency.record(ns_since(*t0));
+      st.latency.record(ns_between(t0, now));
     }
     if (ok) {
       // Every reply is in: EOF tells the server to finish.
@@ -302,8 +298,8 @@ class echo_scenario final : public conn_scenario {
     io x(be);
     tcp_conn& c = conns_v_[index];
     const int fd = c.fds.server.get();
-    buffer buf = pool.acquire(), spare = pool.acquire();
-    if (!buf || !spare) {
+    buffer buf = pool.acquire();
+    if (!buf) {
       ctx.report("io_error", name_ + ": buffer pool exhausted");
       co_await abort_end(x, c.fds.server);
       co_return;
@@ -319,23 +315,19 @@ class echo_scenario final : public conn_scenario {
         break;
       }
       c.server_rx += uint64_t(r.res);
-      for (uint64_t rest = uint64_t(r.res); rest > 0;) {
-        auto w = co_await x.send(fd, std::move(buf), uint32_t(rest));
+      // A partial send continues in place: an echo server cannot regenerate
+      // what it got, and moving the rest would be a payload copy.
+      const uint64_t got = uint64_t(r.res);
+      for (uint64_t sent = 0; sent < got;) {
+        auto w = co_await x.submit(scen::payload_op(op_kind::send, fd, std::move(buf), sent, got - sent));
         buf = std::move(w.buf);
-        if (scen::bad_transfer(w.res, rest, buf)) {
-          scen::report_transfer(ctx, fmt::format("{}: connection {}: server send", name_, index), w.res, rest, buf);
+        if (scen::bad_transfer(w.res, got - sent, buf)) {
+          scen::report_transfer(ctx, fmt::format("{}: connection {}: server send", name_, index), w.res, got - sent, buf);
           ok = false;
           break;
         }
         c.server_tx += uint64_t(w.res);
-        rest -= uint64_t(w.res);
-        if (rest > 0) {
-          // Partial send: the op sends from the buffer's start, and an echo
-          // server cannot regenerate what it got, so this is a real (counted)
-          // payload copy of the rest into the spare buffer.
-          copy_payload(spare.first(rest), buf.span().subspan(size_t(w.res), rest));
-          std::swap(buf, spare);
-        }
+        sent += uint64_t(w.res);
       }
     }
     if (!ok) co_await abort_end(x, c.fds.server);
@@ -408,10 +400,11 @@ class accept_storm_scenario final : public scenario {
     buffer buf = pool.acquire();
     pacer pace(ctx, conns_, index);
     const auto* addr = reinterpret_cast<const sockaddr*>(&listener_.addr);
+    auto now = clock_type::now();
     for (bool poison = false; !poison;) {
-      std::optional<clock_type::time_point> t0;
-      if (ctx.keep_going()) t0 = co_await pace.next(x);
-      if (!t0) {
+      std::optional<clock_type::time_point> slot;
+      if (scen::keep_going(ctx, now)) slot = co_await pace.next(x);
+      if (!slot) {
         // The last connector out wakes the accept loop with one more connection.
         if (active_.fetch_sub(1) != 1) co_return;
         poison = true;
@@ -419,6 +412,7 @@ class accept_storm_scenario final : public scenario {
         done_.store(true);
       }
       if (!poison) connected_.fetch_add(1);  // before connecting: accepted never overtakes it
+      const auto t0 = poison ? clock_type::time_point{} : pace.start(*slot);
       const char* step = "socket";
       int64_t res = sys::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
       unique_fd fd(res >= 0 ? int(res) : -1);
@@ -457,6 +451,7 @@ class accept_storm_scenario final : public scenario {
           res = r.res;
         }
       }
+      now = clock_type::now();  // the connection's last completion
       if (res < 0) {
         if (res != -EPROTO) scen::report_io(ctx, k_name, fmt::format("connector {}: {}", index, step), res);
         // Wake the acceptor (accept fails) so the run ends instead of hanging.
@@ -466,7 +461,7 @@ class accept_storm_scenario final : public scenario {
       }
       if (poison) break;
       ++st.ops;
-      st.latency.record(ns_since(*t0));
+      st.latency.record(ns_between(t0, now));
     }
   }
 

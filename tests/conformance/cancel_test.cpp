@@ -1,6 +1,9 @@
 // Checks: cancel and drop keep the backend contract — every op ends in
 // exactly one completion; a cancel that loses the race never turns data into
 // -ECANCELED, and one that wins loses no bytes; stale ids name no op.
+#include <new>
+#include <thread>
+
 #include "tests/conformance/driver.hpp"
 
 namespace ringside::conformance {
@@ -346,6 +349,135 @@ TEST_P(backend, drop_pending_recv_then_continue) {
   EXPECT_EQ(sleep_res, 0);
   EXPECT_EQ(sent, 0);
   EXPECT_EQ(received, 0);
+}
+
+// Forwards everything to a real backend, and tells when a submit() has begun:
+// by then the waiter (an op_handle under construction) is fully initialised,
+// so another stream may call into it once it sees the count move.
+class entry_spy final : public ringside::backend {
+ public:
+  explicit entry_spy(ringside::backend& inner) noexcept : inner_(inner) {}
+  [[nodiscard]] std::string_view name() const noexcept override { return inner_.name(); }
+  [[nodiscard]] const backend_caps& caps() const noexcept override { return inner_.caps(); }
+  void adopt(int fd) override { inner_.adopt(fd); }
+  void spawn(task<> t) override { inner_.spawn(std::move(t)); }
+  int run(clock_type::time_point deadline) override { return inner_.run(deadline); }
+  op_id submit(op&& o, op_waiter* w) noexcept override {
+    entered_.fetch_add(1, std::memory_order_release);
+    return inner_.submit(std::move(o), w);
+  }
+  int cancel(op_id id) noexcept override { return inner_.cancel(id); }
+  void drop(op_id id) noexcept override { inner_.drop(id); }
+  [[nodiscard]] int entered() const noexcept { return entered_.load(std::memory_order_acquire); }
+
+ private:
+  ringside::backend& inner_;
+  std::atomic<int> entered_{0};
+};
+
+// Description: op_handle::cancel() called from ANOTHER stream while the
+// handle's own stream is still inside submit() — on a thread-per-stream
+// backend its constructor blocks there until the op ends — cancels the op:
+// it returns 0 and the recv completes once with -ECANCELED. (The handle's
+// id comes from on_started, not from submit()'s return, which a blocked
+// submit has not produced; its state is read atomically.)
+TEST_P(backend, op_handle_cancel_from_another_stream_while_it_blocks) {
+  driver d(GetParam());
+  if (!d.caps().cancel_in_flight) GTEST_SKIP() << "caps.cancel_in_flight = false";
+  socket_pair sp = make_socketpair();
+  d.adopt(sp.a);
+  entry_spy spy(d.be());
+  // Raw storage: the canceller needs the handle's address before its
+  // constructor (blocking on some backends) returns.
+  alignas(op_handle) std::byte storage[sizeof(op_handle)];
+  auto* h = reinterpret_cast<op_handle*>(storage);
+  std::atomic<int> cancel_res{1};
+  int32_t res = 1;
+  bool buffer_back = false;
+  auto victim = [&]() -> task<> {
+    ::new (storage) op_handle(spy, recv_op(sp.a.get(), d.pool().acquire(), 64));
+    completion c = co_await await_handle(*h);
+    res = c.res;
+    buffer_back = c.buf.valid();
+    h->~op_handle();
+  };
+  auto canceller = [&]() -> task<> {
+    // 4000 x 500 us: about 2 s for the victim to reach submit() and start.
+    bool started = false;
+    for (int i = 0; i < 4000 && !started; ++i) {
+      started = spy.entered() > 0 && bool(h->started_id());
+      if (!started) co_await d.io().sleep_ns(500'000);
+    }
+    CO_ASSERT_TRUE(started);
+    // 20 ms: the recv is surely blocked in (or parked on) the empty socket.
+    co_await d.io().sleep_ns(20'000'000);
+    cancel_res.store(h->cancel());
+  };
+  d.spawn(victim());
+  d.spawn(canceller());
+  ASSERT_EQ(d.run(), 0) << "watchdog: op_handle::cancel() from another stream did not cancel the op";
+  EXPECT_EQ(cancel_res.load(), 0);
+  EXPECT_EQ(res, -ECANCELED);
+  EXPECT_TRUE(buffer_back) << "the completion did not hand the buffer back";
+}
+
+// Description: cancel() of a regular-file read in progress — which no
+// signal interrupts (caps.cancel_file_io = false here) — returns without
+// waiting for the read; the read completes once, with all its bytes or
+// -ECANCELED. 64 MiB from the page cache takes milliseconds, so a cancel
+// that waited for the read would take most of that time.
+TEST_P(backend, cancel_of_file_read_in_progress_returns_at_once) {
+  constexpr uint32_t size = 64u << 20;
+  driver d(GetParam(), 1, size);
+  if (!d.caps().file_io) GTEST_SKIP() << "caps.file_io = false";
+  unique_fd f = temp_file(0, 0);
+  {
+    // 1 MiB of pattern, written 64 times: quick to make, all in the page cache.
+    std::vector<std::byte> chunk(1u << 20);
+    fill_pattern(chunk, 3, 0);
+    for (uint64_t off = 0; off < size; off += chunk.size())
+      ASSERT_EQ(::pwrite(f.get(), chunk.data(), chunk.size(), off_t(off)), ssize_t(chunk.size()));
+  }
+  d.adopt(f);
+  std::atomic<uint64_t> target{0};
+  std::atomic<int> cancel_res{1};
+  clock_type::duration cancel_took{}, read_took{};
+  int32_t res = 1;
+  int completions = 0;
+  auto victim = [&]() -> task<> {
+    const auto t0 = clock_type::now();
+    probe p(d.be(), payload_op(op_kind::read, f.get(), d.pool().acquire(), 0, size, 0), &target);
+    completion c = co_await p;
+    read_took = clock_type::now() - t0;
+    res = c.res;
+    co_await d.io().sleep_ns(5'000'000);  // a late second completion would land now
+    completions = p.completions();
+  };
+  auto canceller = [&]() -> task<> {
+    op_id id{};
+    // 1e8 spins: far beyond the microseconds a publish takes; bounds it.
+    for (int k = 0; d.caps().thread_per_stream && k < 100'000'000 && !id; ++k) id = op_id{target.load()};
+    if (!id) id = co_await wait_for_id(d.io(), target);
+    CO_ASSERT_TRUE(bool(id));
+    // 1 ms into the read (thread-per-stream backends): inside its syscall.
+    if (d.caps().thread_per_stream) std::this_thread::sleep_for(1ms);
+    const auto t0 = clock_type::now();
+    cancel_res.store(cancel_checked(d.be(), id));
+    cancel_took = clock_type::now() - t0;
+  };
+  d.spawn(victim());
+  d.spawn(canceller());
+  ASSERT_EQ(d.run(std::chrono::milliseconds(20s)), 0) << "watchdog: the run hung";
+  EXPECT_TRUE(cancel_res.load() == 0 || cancel_res.load() == -ENOENT) << cancel_res.load();
+  EXPECT_TRUE(res == int32_t(size) || res == -ECANCELED) << res;
+  EXPECT_EQ(completions, 1);
+  RecordProperty("cancel_us", int(std::chrono::duration_cast<std::chrono::microseconds>(cancel_took).count()));
+  RecordProperty("read_us", int(std::chrono::duration_cast<std::chrono::microseconds>(read_took).count()));
+  if (cancel_res.load() == 0 && res == int32_t(size)) {
+    // The cancel reached the read in its syscall and the read won: cancel()
+    // must not have waited for it.
+    EXPECT_LT(cancel_took, read_took / 2) << "cancel() waited for an uninterruptible file read";
+  }
 }
 
 }  // namespace

@@ -28,6 +28,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -40,6 +41,7 @@
 #include "harness/op.hpp"
 #include "harness/task.hpp"
 #include "harness/unique_fd.hpp"
+#include "harness/violation.hpp"
 
 namespace ringside::conformance {
 
@@ -119,6 +121,14 @@ class driver {
   // teardown and then count the buffers that came back.
   void destroy_backend() noexcept { be_.reset(); }
 
+  // What the backend's detectors found (and its task errors), as the runner
+  // collects them: after shutdown().
+  std::vector<violation> violations() {
+    std::vector<violation> v;
+    be_->collect_violations(v);
+    return v;
+  }
+
   // Sets the mode the backend needs on fd; returns fd for chaining.
   int adopt(const unique_fd& fd) {
     be_->adopt(fd.get());
@@ -143,6 +153,27 @@ inline op send_op(int fd, buffer b, uint32_t len) {
   o.kind = op_kind::send;
   return o;
 }
+inline op accept_op(int fd) {
+  op o = recv_op(fd, buffer{}, 0);
+  o.kind = op_kind::accept;
+  return o;
+}
+// An op moving `len` bytes at b.data() + buf_offset; `offset` is the file
+// offset (~0 for sockets).
+inline op payload_op(op_kind kind, int fd, buffer b, uint32_t buf_offset, uint32_t len,
+                     uint64_t offset = ~uint64_t{0}) {
+  return op{.kind = kind, .fd = fd, .offset = offset, .len = len, .buf_offset = buf_offset, .timeout_ns = 0,
+            .addr = nullptr, .addrlen = 0, .buf = std::move(b)};
+}
+
+inline bool has_kind(const std::vector<violation>& v, std::string_view kind) {
+  return std::any_of(v.begin(), v.end(), [&](const violation& x) { return x.kind == kind; });
+}
+inline std::string describe(const std::vector<violation>& v) {
+  std::string s;
+  for (const auto& x : v) s += x.kind + ": " + x.detail + "\n";
+  return s.empty() ? "(none)" : s;
+}
 
 // ---- "never from inside cancel()" ----
 // Set around backend::cancel() by the tests; a completion that arrives on the
@@ -159,8 +190,8 @@ inline int cancel_checked(ringside::backend& be, op_id id) {
 // An op awaited like op_awaiter that also counts its completions (a second
 // one is a failure), publishes its id as soon as the backend names it
 // (on_started: before a blocking submit() blocks), and checks that its
-// completion does not come from inside cancel(). Immovable: the backend holds
-// its address.
+// completion does not come from inside cancel() and comes after on_started.
+// Immovable: the backend holds its address.
 class probe final : public op_waiter {
  public:
   probe(ringside::backend& be, op&& o, std::atomic<uint64_t>* publish_id = nullptr) noexcept
@@ -189,10 +220,13 @@ class probe final : public op_waiter {
   static constexpr int phase_submitting = 0, phase_suspended = 1, phase_done = 2;
 
   void on_started(op_id id) noexcept override {
+    started_.store(true, std::memory_order_release);
     if (publish_ != nullptr) publish_->store(id.value, std::memory_order_release);
   }
   void on_complete(completion&& c) noexcept override {
     if (tl_in_cancel) ADD_FAILURE() << "completion delivered from inside cancel()";
+    if (!started_.load(std::memory_order_acquire))
+      ADD_FAILURE() << "completion before on_started (res " << c.res << ")";
     if (completions_.fetch_add(1, std::memory_order_acq_rel) > 0) {
       ADD_FAILURE() << "second completion for one op (res " << c.res << ")";
       return;
@@ -209,6 +243,7 @@ class probe final : public op_waiter {
   std::coroutine_handle<> h_;
   std::atomic<int> phase_{phase_submitting};
   std::atomic<int> completions_{0};
+  std::atomic<bool> started_{false};
 };
 
 // Awaitable that resumes its waiter once `count` arrivals happened.
@@ -246,6 +281,7 @@ class latch {
 
 // A waiter that lives outside any coroutine frame (so a late second
 // completion lands in live memory and is counted, not a use-after-free).
+// Checks, as probe does, that on_started comes first.
 class counting_waiter final : public op_waiter {
  public:
   counting_waiter() noexcept = default;
@@ -255,10 +291,14 @@ class counting_waiter final : public op_waiter {
   void arm(latch* l) noexcept { latch_ = l; }
   [[nodiscard]] int completions() const noexcept { return completions_.load(std::memory_order_acquire); }
   [[nodiscard]] int32_t res() const noexcept { return res_.load(std::memory_order_acquire); }
+  [[nodiscard]] bool started() const noexcept { return started_.load(std::memory_order_acquire); }
 
  private:
+  void on_started(op_id) noexcept override { started_.store(true, std::memory_order_release); }
   void on_complete(completion&& c) noexcept override {
     if (tl_in_cancel) ADD_FAILURE() << "completion delivered from inside cancel()";
+    if (!started_.load(std::memory_order_acquire))
+      ADD_FAILURE() << "completion before on_started (res " << c.res << ")";
     if (completions_.fetch_add(1, std::memory_order_acq_rel) > 0) {
       ADD_FAILURE() << "second completion for one op (res " << c.res << ")";
       return;
@@ -270,7 +310,19 @@ class counting_waiter final : public op_waiter {
   latch* latch_ = nullptr;
   std::atomic<int> completions_{0};
   std::atomic<int32_t> res_{0};
+  std::atomic<bool> started_{false};
 };
+
+// `co_await await_handle(*h)`: awaits an op_handle reached through a pointer
+// or reference (g++ 12 copies an awaitable named through a reference, and
+// op_handle is immovable).
+struct handle_awaiter {
+  op_handle* h;
+  bool await_ready() const noexcept { return h->await_ready(); }
+  void await_suspend(std::coroutine_handle<> c) noexcept { h->await_suspend(c); }
+  completion await_resume() noexcept { return h->await_resume(); }
+};
+inline handle_awaiter await_handle(op_handle& h) noexcept { return {&h}; }
 
 // Polls until an op's id is published, yielding to the backend with short
 // sleeps. 4000 x 500 us bounds it at 2 s plus timer slack. op_id{} if never.

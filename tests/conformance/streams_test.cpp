@@ -95,6 +95,37 @@ TEST_P(backend, always_ready_stream_does_not_starve_others) {
   EXPECT_LT(spins, max_spins) << "the always-ready stream never let the other one run";
 }
 
+// Description: a stream whose ops fail at once, without a syscall (a recv
+// with no buffer: -EINVAL), does not starve the others either: another
+// stream's 1 ms timer still fires. A loop that keeps finding such work must
+// still enter the kernel now and then — to submit the timer at all, and
+// (io_uring with DEFER_TASKRUN) to have its completion posted.
+TEST_P(backend, always_failing_stream_does_not_starve_others) {
+  driver d(GetParam());
+  socket_pair sp = make_socketpair();
+  d.adopt(sp.a);
+  // 1e6 ops: seconds of spinning at worst, far more than the 1 ms needed.
+  constexpr int max_spins = 1'000'000;
+  std::atomic<bool> other_ran{false};
+  int spins = 0;
+  auto spinner = [&]() -> task<> {
+    while (!other_ran.load(std::memory_order_acquire) && spins < max_spins) {
+      completion c = co_await d.io().recv(sp.a.get(), buffer{}, 16);
+      CO_ASSERT_EQ(c.res, -EINVAL);
+      ++spins;
+    }
+  };
+  auto other = [&]() -> task<> {
+    co_await d.io().sleep_ns(1'000'000);
+    other_ran.store(true, std::memory_order_release);
+  };
+  d.spawn(other());
+  d.spawn(spinner());
+  ASSERT_EQ(d.run(std::chrono::milliseconds(20s)), 0) << "watchdog: the run hung";
+  EXPECT_TRUE(other_ran.load());
+  EXPECT_LT(spins, max_spins) << "the always-failing stream never let the other one run";
+}
+
 // Description: the watchdog. A task blocked forever on a recv makes run()
 // return -ETIME at its deadline (not much later), and destroying the backend
 // afterwards returns in bounded time and gives every buffer back to the pool

@@ -301,8 +301,9 @@ TEST(ledger_backends, uring_owned_cancel_then_release_is_clean) {
 TEST(ledger_backends, uring_raw_teardown_with_op_in_flight_trips_the_ledger) {
   RINGSIDE_REQUIRE_URING();
   // A hang: the task waits on a recv forever; the watchdog ends the run and
-  // the destructor tears the loop down. The violation is recorded at the
-  // frame's destruction; the ledger must not crash or hang doing so.
+  // shutdown() tears the loop down. The violation is recorded at the frame's
+  // destruction (the ledger must not crash or hang doing so) and collected
+  // after shutdown(), as the runner does.
   backend_run r("uring-raw");
   size_t available = 0;
   r.be->spawn([](backend& be, buffer_pool& pool, int fd, size_t* out) -> task<> {
@@ -311,7 +312,27 @@ TEST(ledger_backends, uring_raw_teardown_with_op_in_flight_trips_the_ledger) {
     *out = c.buf ? 1 : 0;
   }(*r.be, r.pool, r.sp.b.get(), &available));
   EXPECT_EQ(r.be->run(clock_type::now() + 20ms), -ETIME);
+  r.be->shutdown();
+  auto v = r.violations();
+  ASSERT_EQ(v.size(), 1u) << details(v);
+  EXPECT_EQ(v[0].kind, "ledger");
+  EXPECT_NE(v[0].detail.find("released while op"), std::string::npos) << v[0].detail;
   r.be.reset();
+  EXPECT_EQ(r.pool.available(), r.pool.count());
+}
+
+TEST(ledger_backends, uring_owned_teardown_with_op_in_flight_is_clean) {
+  RINGSIDE_REQUIRE_URING();
+  backend_run r("uring-owned");
+  r.be->spawn([](backend& be, buffer_pool& pool, int fd) -> task<> {
+    io io_(be);
+    completion c = co_await io_.recv(fd, pool.acquire(), 4096);
+    (void)c;
+  }(*r.be, r.pool, r.sp.b.get()));
+  EXPECT_EQ(r.be->run(clock_type::now() + 20ms), -ETIME);
+  r.be->shutdown();
+  auto v = r.violations();
+  EXPECT_TRUE(v.empty()) << details(v);
   EXPECT_EQ(r.pool.available(), r.pool.count());
 }
 

@@ -1,8 +1,10 @@
 // Description: harness/pattern is the ground truth of every throughput
 // scenario's data check. A range filled with the pattern checks clean at any
 // offset and in any piece size; in full mode every flipped byte is found at
-// its exact offset; in sample mode a swapped, duplicated or missing chunk is
-// always found, and chunk_writer's two-word refill equals a full fill.
+// its exact offset; in sample mode a swapped, duplicated or missing chunk, and
+// any 4 KiB page that came from another chunk or is a reused buffer's stale
+// content, is always found, and chunk_writer's refill of the positional words
+// equals a full fill.
 #include "harness/pattern.hpp"
 
 #include <gtest/gtest.h>
@@ -25,10 +27,14 @@ bytes filled(const pattern& p, uint64_t off, size_t len) {
 
 // Found within the word at ws (a wrong word may still match in its first bytes).
 bool in_word(std::optional<uint64_t> bad, uint64_t ws) { return bad && *bad >= ws && *bad < ws + 8; }
+// Found within [a, b).
+bool in_range(std::optional<uint64_t> bad, uint64_t a, uint64_t b) { return bad && *bad >= a && *bad < b; }
 
 // Chunk sizes around every boundary the layout has: tiny (all positional),
-// 16 (empty body), not multiples of 8 (truncated body words), page-sized.
-const uint64_t k_sizes[] = {1, 2, 7, 8, 9, 15, 16, 17, 23, 24, 31, 64, 100, 4096};
+// 16 (empty body), not multiples of 8 (truncated body words), page-sized,
+// and around the first page word (chunk-relative 4096: it needs bs > 4104;
+// at 4105 it is a 1-byte truncated word).
+const uint64_t k_sizes[] = {1, 2, 7, 8, 9, 15, 16, 17, 23, 24, 31, 64, 100, 4096, 4104, 4105, 4111, 8200, 12291};
 
 TEST(pattern, at_agrees_with_fill) {
   for (auto mode : {verify_mode::sample, verify_mode::full})
@@ -102,7 +108,8 @@ TEST(pattern, sample_mode_finds_flips_in_boundary_words_and_range_heads) {
   const pattern p(9, bs, verify_mode::sample);
   auto b = filled(p, 0, size_t(3 * bs));
   for (uint64_t c = 0; c < 3; ++c)
-    for (uint64_t i : {uint64_t(0), uint64_t(7), bs - 8, bs - 1}) {
+    for (uint64_t i : {uint64_t(0), uint64_t(7), uint64_t(4096), uint64_t(4103), uint64_t(31 * 4096 + 5), bs - 8,
+                       bs - 1}) {
       const uint64_t at = c * bs + i;
       b[at] ^= std::byte{0x10};
       ASSERT_EQ(p.check(b, 0), std::optional<uint64_t>(at));
@@ -140,6 +147,60 @@ TEST(pattern, sample_mode_catches_swapped_duplicated_and_missing_chunks) {
     other.fill(chunk(foreign, 3), 3 * bs);
     EXPECT_TRUE(in_word(p.check(foreign, 0), 3 * bs)) << "foreign, bs " << bs;
   }
+}
+
+// Byte ranges [a, b) of v.
+std::span<std::byte> range(bytes& v, uint64_t a, uint64_t b) { return std::span<std::byte>(v).subspan(size_t(a), size_t(b - a)); }
+
+TEST(pattern, sample_mode_catches_a_page_from_another_chunk) {
+  // Every page of chunk 1, in turn, replaced by the same page of chunk 0 or by
+  // another page of chunk 2: boundary words intact, body words identical in
+  // every chunk, so only the page's positional word can tell.
+  for (uint64_t bs : {uint64_t(8192), uint64_t(3 * 4096 + 5), uint64_t((64 << 10) + 100), uint64_t(128 << 10)}) {
+    const pattern p(31, bs, verify_mode::sample);
+    const auto good = filled(p, 0, size_t(3 * bs));
+    const uint64_t pages = (bs + 4095) / 4096;
+    for (uint64_t j = 0; j < pages; ++j) {
+      const uint64_t a = bs + 4096 * j, b = std::min(a + 4096, 2 * bs);
+      auto same_page = good;
+      std::copy_n(good.begin() + long(a - bs), b - a, same_page.begin() + long(a));
+      EXPECT_TRUE(in_range(p.check(same_page, 0), a, b)) << "bs " << bs << " page " << j << " from chunk 0";
+      // Page (j + 1) of chunk 2, or its head when that page is short.
+      auto other_page = good;
+      const uint64_t src = 2 * bs + 4096 * ((j + 1) % pages);
+      const uint64_t n = std::min(b - a, 3 * bs - src);
+      std::copy_n(good.begin() + long(src), n, other_page.begin() + long(a));
+      EXPECT_TRUE(in_range(p.check(other_page, 0), a, a + n)) << "bs " << bs << " page " << j << " from chunk 2";
+    }
+  }
+}
+
+TEST(pattern, sample_mode_catches_stale_pages_of_a_reused_buffer) {
+  // A reader reuses one page-aligned buffer; a read that leaves one of its
+  // pages unwritten hands back the previous piece's bytes there. Pieces at
+  // chunk offsets (file reads) and anywhere (stream receives).
+  constexpr uint64_t k_buf = 64 << 10;
+  for (uint64_t bs : {uint64_t(1000), uint64_t(16384), uint64_t(128 << 10), uint64_t((128 << 10) + 3)}) {
+    const pattern p(47, bs, verify_mode::sample);
+    for (uint64_t prev : {uint64_t(0), bs, uint64_t(5000), bs - 3000, uint64_t(12345)}) {
+      const uint64_t off = prev + k_buf;  // the next piece of the stream
+      const auto stale = filled(p, prev, k_buf);
+      const auto fresh = filled(p, off, k_buf);
+      for (uint64_t j = 0; j < k_buf / 4096; ++j) {
+        auto buf = fresh;
+        std::copy_n(stale.begin() + long(4096 * j), 4096, buf.begin() + long(4096 * j));
+        EXPECT_TRUE(in_range(p.check(buf, off), off + 4096 * j, off + 4096 * (j + 1)))
+            << "bs " << bs << " prev " << prev << " page " << j;
+      }
+    }
+  }
+  // A read that wrote only a chunk's boundary words over the previous chunk.
+  const uint64_t bs = 128 << 10;
+  const pattern p(47, bs, verify_mode::sample);
+  auto buf = filled(p, 0, bs);
+  p.fill(range(buf, 0, 8), bs);
+  p.fill(range(buf, bs - 8, bs), 2 * bs - 8);
+  EXPECT_TRUE(in_range(p.check(buf, bs), bs + 4096, bs + 4104));
 }
 
 TEST(pattern, seeds_and_modes_give_different_bytes) {

@@ -408,6 +408,70 @@ TEST_P(uring_loop_test, dropped_accept_that_won_closes_its_connection) {
   EXPECT_EQ(sys::recv(client.get(), b, 0), 0);  // the server side was closed
 }
 
+// ----------------------------------------------------------- buf_offset ----
+
+TEST_P(uring_loop_test, ledger_records_the_subrange_an_op_lends) {
+  auto sp = test::make_socketpair();
+  auto& loop = dynamic_cast<uring_loop&>(be());
+  bool first_in = false, last_in = false, before_in = true, after_in = true;
+  int32_t res = 1;
+  auto body = [&]() -> task<> {
+    io io_(be());
+    buffer b = pool_.acquire();
+    const std::byte* base = b.data();
+    auto h =
+        start(be(), op{.kind = op_kind::recv, .fd = sp.b.get(), .len = 50, .buf_offset = 100, .buf = std::move(b)});
+    co_await io_.nop();  // a loop pass: the recv waits in the kernel
+    first_in = loop.ledger().lends(base + 100);
+    last_in = loop.ledger().lends(base + 149);
+    before_in = loop.ledger().lends(base + 99);
+    after_in = loop.ledger().lends(base + 150);
+    EXPECT_EQ(h.cancel(), 0);
+    res = (co_await h).res;
+  };
+  be().spawn(body());
+  ASSERT_EQ(test::run_briefly(be()), 0);
+  EXPECT_TRUE(first_in) << "the first byte at buf_offset is not recorded as lent";
+  EXPECT_TRUE(last_in) << "the last byte of the range is not recorded as lent";
+  EXPECT_FALSE(before_in) << "the byte before buf_offset is recorded as lent";
+  EXPECT_FALSE(after_in) << "the byte after the range is recorded as lent";
+  EXPECT_EQ(res, -ECANCELED);
+}
+
+// ------------------------------------------------------ kernel copies ----
+
+// The kernel copies a result's bytes whoever takes them: counted at the CQE,
+// for a dropped op (graveyard, or a buffer uring-raw already gave back) and
+// for an op whose completion uring-raw handed out early.
+TEST_P(uring_loop_test, kernel_copies_of_dropped_and_early_completed_ops_are_counted) {
+  auto sp = test::make_socketpair();
+  uint64_t copied = 0;
+  int32_t cancelled_res = 1;
+  auto body = [&]() -> task<> {
+    io io_(be());
+    const std::byte msg[64] = {};
+    EXPECT_EQ(sys::send(sp.a.get(), msg, 0), 64);
+    EXPECT_EQ(sys::send(sp.a.get(), msg, 0), 64);
+    const uint64_t before = meters::read().kernel_copy_bytes;
+    {
+      // Dropped before it reaches the kernel; the data is there, so the
+      // kernel completes it anyway, for nobody.
+      auto h = start(be(), op{.kind = op_kind::recv, .fd = sp.b.get(), .len = 64, .buf = pool_.acquire()});
+    }
+    // Cancelled at once: the recv wins in the kernel (uring-raw has already
+    // handed out -ECANCELED and discards the CQE).
+    auto h2 = start(be(), op{.kind = op_kind::recv, .fd = sp.b.get(), .len = 64, .buf = pool_.acquire()});
+    EXPECT_EQ(h2.cancel(), 0);
+    cancelled_res = (co_await h2).res;
+    co_await io_.sleep_ns(2'000'000);
+    copied = meters::read().kernel_copy_bytes - before;
+  };
+  be().spawn(body());
+  ASSERT_EQ(test::run_briefly(be()), 0);
+  EXPECT_EQ(copied, 128u) << "kernel copies of results nobody took were not counted";
+  EXPECT_EQ(cancelled_res, owned() ? 64 : -ECANCELED);
+}
+
 // ---------------------------------------------------------------- tasks ----
 
 task<> child(backend& be, int* done) {
@@ -578,6 +642,27 @@ TEST(uring_loop, single_issuer_defer_taskrun_ring_runs_socket_io) {
   loop.spawn(echo_rounds(loop, pool, sp.a.get(), sp.b.get(), 50, &ok));
   ASSERT_EQ(test::run_briefly(loop), 0);
   EXPECT_EQ(ok, 1);
+}
+
+TEST(uring_loop, teardown_reports_ops_still_in_the_kernel_as_a_hang) {
+  RINGSIDE_REQUIRE_URING();
+  uring_loop_options o = uring_loop_defaults({});
+  o.teardown_budget = std::chrono::milliseconds(0);  // no time for the kernel to give anything back
+  buffer_pool pool(4, 4096);
+  fixed_loop loop(o);
+  loop.attach_pool(pool);
+  auto sp = test::make_socketpair();
+  loop.spawn(wait_forever(loop, pool, sp.b.get()));  // two recvs that never complete
+  ASSERT_EQ(loop.run(clock_type::now() + 30ms), -ETIME);
+  loop.shutdown();
+  loop.shutdown();  // idempotent: reported once
+  std::vector<violation> v;
+  loop.collect_violations(v);
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].kind, "hang");
+  EXPECT_NE(v[0].detail.find("2 ops still in the kernel"), std::string::npos) << v[0].detail;
+  // Never handed back: the kernel may still write into them.
+  EXPECT_EQ(pool.available(), pool.count() - 2);
 }
 
 TEST(uring_loop, slots_grow_past_the_initial_slab_without_moving) {
