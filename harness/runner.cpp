@@ -1,5 +1,7 @@
 #include "harness/runner.hpp"
 
+#include "harness/fd_census.hpp"
+
 #include <fmt/format.h>
 
 #include <cerrno>
@@ -62,6 +64,10 @@ run_result run_scenario(const backend_info& b, const scenario_info& s, const par
     r.verdict = "unsupported: " + why;
     return r;
   }
+
+  // Resource accounting: everything the run opens must be closed by the end
+  // of its teardown.
+  const auto fds_before = open_fds();
 
   // Destroyed in reverse: backend (drains the kernel's hold on buffers and
   // fds) before the scenario (closes fds, removes files) before the pool.
@@ -131,6 +137,7 @@ run_result run_scenario(const backend_info& b, const scenario_info& s, const par
   sc.reset();
   pool->check_quarantine();
   pool->collect_violations(r.violations);
+  report_fd_leaks(fds_before, open_fds(), r.violations);
   r.verdict = verdict_of(r.violations);
   r.measured = true;
   return r;

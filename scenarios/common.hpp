@@ -23,6 +23,7 @@
 #include <utility>
 
 #include "harness/backend.hpp"
+#include "harness/fd_census.hpp"
 #include "harness/buffer.hpp"
 #include "harness/meters.hpp"
 #include "harness/op.hpp"
@@ -208,19 +209,6 @@ inline tcp_pair connect_loopback(const tcp_listener& l, bool nodelay) {
 // Sockets open in this process (/proc/self/fd), for leak accounting around a
 // run. Backends hold epoll / io_uring / eventfd descriptors, never sockets, so
 // only sockets are counted. -1 when /proc is unavailable. Untimed (verify).
-inline int count_open_sockets() {
-  DIR* d = ::opendir("/proc/self/fd");
-  if (d == nullptr) return -1;
-  int n = 0;
-  char link[64];
-  while (const dirent* e = ::readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    const std::string p = std::string("/proc/self/fd/") + e->d_name;
-    const ssize_t len = ::readlink(p.c_str(), link, sizeof link - 1);
-    if (len > 0 && std::string_view(link, size_t(len)).starts_with("socket:")) ++n;
-  }
-  ::closedir(d);
-  return n;
-}
+inline int count_open_sockets() { return count_open_fds("socket:"); }
 
 }  // namespace ringside::scen
