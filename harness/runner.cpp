@@ -1,5 +1,6 @@
 #include "harness/runner.hpp"
 
+#include "harness/exactly_once.hpp"
 #include "harness/fd_census.hpp"
 
 #include <fmt/format.h>
@@ -76,6 +77,7 @@ run_result run_scenario(const backend_info& b, const scenario_info& s, const par
   std::unique_ptr<backend> be;
   try {
     be = b.make(backend_options_for(p));
+    if (opt.exactly_once) be = std::make_unique<exactly_once_backend>(std::move(be));
     sc = s.make(p);
     if (auto why = sc->unsupported_reason(be->caps()); !why.empty()) {
       r.verdict = "unsupported: " + why;
