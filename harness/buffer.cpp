@@ -9,6 +9,8 @@
 
 #include <fmt/format.h>
 
+#include "harness/meters.hpp"
+
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
 #endif
@@ -80,6 +82,7 @@ void buffer_pool::release(uint32_t index) noexcept {
   }
   fill_canary(index);
   poison(index, true);
+  protect(index, true);
   quarantine_.push_back(index);
   if (quarantine_.size() > quarantine_depth_) {
     const uint32_t oldest = quarantine_.front();
@@ -103,7 +106,14 @@ void buffer_pool::fill_canary(uint32_t index) noexcept {
   for (size_t i = 0; i < size_; ++i) p[i] = canary_byte(index, i);
 }
 
+void buffer_pool::protect(uint32_t index, bool none) noexcept {
+  if (!guard_pages_) return;
+  meters::count_syscall();
+  ::mprotect(slot_data(index), size_, none ? PROT_NONE : PROT_READ | PROT_WRITE);
+}
+
 void buffer_pool::verify_canary(uint32_t index) noexcept {
+  protect(index, false);
   poison(index, false);
   const auto* p = reinterpret_cast<const uint8_t*>(slot_data(index));
   size_t first = size_, last = 0, changed = 0;
@@ -142,6 +152,7 @@ void buffer_pool::check_quarantine() {
   for (uint32_t idx : quarantine_) {
     verify_canary(idx);
     poison(idx, true);
+    protect(idx, true);
   }
 }
 

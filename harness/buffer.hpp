@@ -109,6 +109,11 @@ class buffer_pool {
   // finishing an op whose buffer was handed back too early — wrote into it
   // after release. 0 turns it off. Set up before use.
   void enable_quarantine(size_t depth);
+  // Guard pages (needs a quarantine): quarantined buffers are also made
+  // PROT_NONE, so a late kernel copy-to-user fails with -EFAULT instead of
+  // landing (the io_uring loop attributes it), and a late user-space touch
+  // faults at once. Registered (pinned) buffers are not protected this way.
+  void enable_guard_pages(bool on) { guard_pages_ = on; }
   // Checks every buffer still in quarantine (call after the run has drained).
   void check_quarantine();
   // Moves out what the canaries found.
@@ -128,10 +133,12 @@ class buffer_pool {
   void fill_canary(uint32_t index) noexcept;
   void verify_canary(uint32_t index) noexcept;
   void poison(uint32_t index, bool on) noexcept;
+  void protect(uint32_t index, bool none) noexcept;
 
   std::vector<uint32_t> free_;
   std::vector<buffer_observer*> observers_;
   size_t quarantine_depth_ = 0;
+  bool guard_pages_ = false;
   std::deque<uint32_t> quarantine_;
   std::vector<violation> violations_;
 };

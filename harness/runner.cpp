@@ -86,6 +86,7 @@ run_result run_scenario(const backend_info& b, const scenario_info& s, const par
     // + quarantine depth: held-back buffers must not starve the streams.
     pool.emplace(std::max<size_t>(sc->buffers_needed(), 1) + opt.quarantine_depth, p.bs);
     pool->enable_quarantine(opt.quarantine_depth);
+    pool->enable_guard_pages(opt.guard_pages && opt.quarantine_depth > 0);
     be->attach_pool(*pool);
     sc->prepare(*be);
   } catch (const usage_error&) {

@@ -43,6 +43,8 @@ struct run_options {
   // Canary quarantine depth for the run's pool (0: off; throughput runs leave
   // it off, safety runs turn it on).
   size_t quarantine_depth = 0;
+  // Quarantined buffers are also PROT_NONE (needs quarantine_depth > 0).
+  bool guard_pages = false;
   // Wrap the backend in the exactly-once detector (harness/exactly_once.hpp).
   bool exactly_once = false;
 };

@@ -318,6 +318,12 @@ void uring_loop::on_cqe(const io_uring_cqe& c) noexcept {
   // The kernel moved these bytes whoever takes the result: a dropped op in
   // the graveyard, or an op whose completion was handed out early.
   count_kernel_copy(s.kind, c.res);
+  // The buffer went back to the pool while this op was in the kernel (uring-
+  // raw's cancel or drop), and the kernel's copy faulted: a guard page (see
+  // buffer_pool::enable_guard_pages) stopped a write into released memory.
+  if (c.res == -EFAULT && moves_payload(s.kind) && (s.settled || !s.buf))
+    note("guard_page", fmt::format("op {:#x} ({}) faulted (-EFAULT) on a buffer released while the kernel held it",
+                                   c.user_data, to_string(s.kind)));
   if (s.settled) {
     // Completed early (uring-raw's cancel): the caller never sees this
     // result. An accepted connection is still closed, not leaked: it is lost

@@ -1,4 +1,4 @@
-// Checks: the canary quarantine catches a write into a buffer after it was
+// Checks: the canary quarantine (and its guard-page mode) catches a write into a buffer after it was
 // released — the kernel finishing an op whose buffer uring-raw (the negative
 // control) handed back on drop — and stays silent when a correct backend
 // (uring-owned) keeps the buffer until the kernel is done with it.
@@ -87,7 +87,7 @@ TEST(canary_quarantine, a_late_write_found_when_the_buffer_leaves_quarantine) {
 }
 
 // The real thing: a recv dropped mid-flight, then data arrives.
-std::vector<violation> drop_pending_recv_then_send(const char* backend_name) {
+std::vector<violation> drop_pending_recv_then_send(const char* backend_name, bool guard = false) {
   register_builtin_backends();
   const auto* info = find_backend(backend_name);
   if (!info) return {{"missing", backend_name}};
@@ -98,6 +98,7 @@ std::vector<violation> drop_pending_recv_then_send(const char* backend_name) {
   std::vector<violation> out;
   buffer_pool pool(8, 4096);
   pool.enable_quarantine(4);
+  pool.enable_guard_pages(guard);
   {
     auto be = info->make({});
     be->attach_pool(pool);
@@ -144,6 +145,50 @@ TEST(canary_quarantine, silent_on_uring_owned_drop) {
 TEST(canary_quarantine, silent_on_epoll_drop) {
   const auto v = drop_pending_recv_then_send("epoll");
   for (const auto& x : v) ADD_FAILURE() << x.kind << ": " << x.detail;
+}
+
+TEST(guard_pages, a_kernel_write_into_a_quarantined_buffer_faults_and_leaves_it_intact) {
+  buffer_pool pool(4, 4096);
+  pool.enable_quarantine(2);
+  pool.enable_guard_pages(true);
+  std::byte* data;
+  {
+    buffer b = pool.acquire();
+    data = b.data();
+  }
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  ASSERT_EQ(::write(p[1], "late", 4), 4);
+  errno = 0;
+  EXPECT_EQ(::syscall(SYS_read, p[0], data, 4), -1);
+  EXPECT_EQ(errno, EFAULT);
+  ::close(p[0]);
+  ::close(p[1]);
+  pool.check_quarantine();
+  std::vector<violation> v;
+  pool.collect_violations(v);
+  EXPECT_TRUE(v.empty()) << v[0].detail;
+  // Leaving quarantine makes the buffer usable again.
+  buffer a = pool.acquire(), b = pool.acquire(), c = pool.acquire(), d = pool.acquire();
+  for (auto* x : {&a, &b, &c, &d}) {
+    ASSERT_TRUE(*x);
+    x->span()[0] = std::byte{1};
+  }
+}
+
+TEST(guard_pages, catch_uring_raw_drop_negative_control) {
+  const auto v = drop_pending_recv_then_send("uring-raw", true);
+  if (has_kind(v, "skip")) GTEST_SKIP() << v[0].detail;
+  EXPECT_TRUE(has_kind(v, "guard_page")) << (v.empty() ? "no violations" : v[0].kind + ": " + v[0].detail);
+  EXPECT_FALSE(has_kind(v, "canary")) << "the guard page should have stopped the write";
+}
+
+TEST(guard_pages, silent_on_uring_owned_and_epoll_drop) {
+  for (const char* b : {"uring-owned", "epoll"}) {
+    const auto v = drop_pending_recv_then_send(b, true);
+    if (has_kind(v, "skip")) continue;
+    for (const auto& x : v) ADD_FAILURE() << b << ": " << x.kind << ": " << x.detail;
+  }
 }
 
 }  // namespace
