@@ -112,7 +112,7 @@ void raise_fd_limit() {
 
 struct run_args {
   std::string backends, scenario = "*", duration, ops, repetitions = "1", out = "ringside-results.json";
-  std::string bs, qd, conns, size, rate, file, dir, seed, verify, timeout;
+  std::string bs, qd, conns, size, rate, file, dir, seed, verify, timeout, detectors;
 };
 
 int run_command(const run_args& a, const std::vector<std::string>& argv) {
@@ -173,6 +173,16 @@ int run_command(const run_args& a, const std::vector<std::string>& argv) {
     (void)s->make(resolved.back());  // throws usage_error for values this scenario refuses
   }
   note_ignored_params(scenarios, o);
+  if (!a.detectors.empty()) {
+    for (const auto& d : split_list("--detectors", a.detectors)) {
+      // 64: deep enough that a late write lands while the buffer still waits.
+      if (d == "canary") ropt.quarantine_depth = 64;
+      else if (d == "guard") ropt.quarantine_depth = 64, ropt.guard_pages = true;
+      else if (d == "exactly-once") ropt.exactly_once = true;
+      else if (d == "all") ropt.quarantine_depth = 64, ropt.guard_pages = true, ropt.exactly_once = true;
+      else throw usage_error(fmt::format("--detectors '{}': expected canary, guard, exactly-once or all", d));
+    }
+  }
   if (a.out.empty()) throw usage_error("--out: empty path");
   {
     // Fail on an unwritable --out now, not after minutes of measuring.
@@ -268,6 +278,8 @@ int main(int argc, char** argv) {
   run->add_option("--seed", ra.seed, "Seed for data patterns and random offsets (default 1)");
   run->add_option("--verify", ra.verify, "Data check: sample (default) or full");
   run->add_option("--timeout", ra.timeout, "Watchdog: seconds a run may take before it is a hang");
+  run->add_option("--detectors", ra.detectors,
+                  "Extra detectors, comma-separated: canary, guard (canary + PROT_NONE), exactly-once, all");
 
   std::vector<std::string> args(argv, argv + argc);
   try {

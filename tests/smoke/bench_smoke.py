@@ -87,10 +87,24 @@ def main():
                 if f not in a:
                     fail(f"{a['name']}: aggregate missing {f}")
 
+    # The opt-in detectors stay silent on every backend (uring-raw included:
+    # these scenarios never cancel or drop, so its unsoundness is not exercised).
+    with tempfile.TemporaryDirectory(prefix="ringside-smoke-") as tmp:
+        out = os.path.join(tmp, "d.json")
+        p = subprocess.run([RINGSIDE, "run", "--backend", ",".join(names), "--ops", "300", "--size", "1m",
+                            "--detectors", "all", "--out", out], capture_output=True, text=True, timeout=300)
+        if p.returncode != 0:
+            fail(f"--detectors all: exit {p.returncode}: {p.stderr[-500:]}")
+        with open(out) as f:
+            for b in json.load(f)["benchmarks"]:
+                if b.get("run_type") == "iteration" and b["verdict"] not in ("clean",) \
+                        and not b["verdict"].startswith("unsupported"):
+                    fail(f"--detectors all: {b['name']}: {b['verdict']}: {b.get('violation_details')}")
+
     # Bad input: one line on stderr, exit 2.
     for bad in (["run", "--backend", "nope"], ["run", "--scenario", "nope.*"], ["run", "--bs", "0"],
                 ["run", "--duration", "abc"], ["run", "--qd", "-1"], ["run", "--frobnicate"],
-                ["run", "--out", "/nonexistent-dir/x.json"]):
+                ["run", "--out", "/nonexistent-dir/x.json"], ["run", "--detectors", "magic"]):
         p = subprocess.run([RINGSIDE] + bad, capture_output=True, text=True, timeout=60)
         lines = [l for l in p.stderr.splitlines() if l.strip()]
         if p.returncode != 2 or len(lines) != 1:
