@@ -76,6 +76,14 @@ class conn_scenario : public scenario {
     (void)co_await x.close(fd.release());
   }
 
+  // The client side is done: a clean finish sends EOF (every byte is out, so
+  // the peer can finish and verify); a failed one aborts the connection.
+  task<> end_client(io& x, run_ctx& ctx, tcp_conn& c, bool ok) {
+    if (!ok) co_return co_await abort_end(x, c.fds.client);
+    if (int r = scen::shutdown_fd(c.fds.client.get(), SHUT_WR); r < 0)
+      scen::report_io(ctx, name_, "shutdown(SHUT_WR)", r);
+  }
+
   std::string name_;
   params p_;
   uint32_t conns_;
@@ -151,11 +159,7 @@ class stream_scenario final : public conn_scenario {
       st.bytes += p_.bs;
       st.latency.record(ns_between(t0, now));
     }
-    if (ok) {
-      if (int r = scen::shutdown_fd(fd, SHUT_WR); r < 0) scen::report_io(ctx, name_, "shutdown(SHUT_WR)", r);
-    } else {
-      co_await abort_end(x, c.fds.client);
-    }
+    co_await end_client(x, ctx, c, ok);
   }
 
   // Verifies every received piece at its absolute stream offset; drains to
@@ -285,12 +289,7 @@ class echo_scenario final : public conn_scenario {
       st.bytes += bs;
       st.latency.record(ns_between(t0, now));
     }
-    if (ok) {
-      // Every reply is in: EOF tells the server to finish.
-      if (int r = scen::shutdown_fd(fd, SHUT_WR); r < 0) scen::report_io(ctx, name_, "shutdown(SHUT_WR)", r);
-    } else {
-      co_await abort_end(x, c.fds.client);
-    }
+    co_await end_client(x, ctx, c, ok);
   }
 
   // Echoes whatever arrives until EOF. Knows nothing of the pattern.
