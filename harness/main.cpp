@@ -15,7 +15,9 @@
 #include <vector>
 
 #include "harness/backend.hpp"
+#include "harness/check.hpp"
 #include "harness/parse.hpp"
+#include "harness/repro.hpp"
 #include "harness/results.hpp"
 #include "harness/runner.hpp"
 #include "harness/scenario.hpp"
@@ -113,33 +115,20 @@ void raise_fd_limit() {
 struct run_args {
   std::string backends, scenario = "*", duration, ops, repetitions = "1", out = "ringside-results.json";
   std::string bs, qd, conns, size, rate, file, dir, seed, verify, timeout, detectors;
+  std::string repro_dir = "ringside-repros";
 };
 
-int run_command(const run_args& a, const std::vector<std::string>& argv) {
-  // ---- validate everything before running anything ----
-  std::vector<const backend_info*> backends;
-  if (a.backends.empty()) {
-    for (const auto& b : registered_backends()) backends.push_back(&b);
-  } else {
-    for (const auto& n : split_list("--backend", a.backends)) {
-      const auto* b = find_backend(n);
-      if (!b) {
-        std::string known;
-        for (const auto& x : registered_backends()) known += (known.empty() ? "" : ", ") + x.name;
-        throw usage_error(fmt::format("--backend '{}': unknown backend (known: {})", n, known));
-      }
-      backends.push_back(b);
-    }
-  }
-  std::vector<const scenario_info*> scenarios;
-  for (const auto& pat : split_list("--scenario", a.scenario))
-    for (const auto& s : registered_scenarios())
-      if (::fnmatch(pat.c_str(), s.name.c_str(), 0) == 0 &&
-          std::find(scenarios.begin(), scenarios.end(), &s) == scenarios.end())
-        scenarios.push_back(&s);
-  if (scenarios.empty())
-    throw usage_error(fmt::format("--scenario '{}': matches no scenario (see 'ringside list scenarios')", a.scenario));
+// The scenario parameters a command line (or a repro file) sets, as given.
+// The order is the order repro commands print them in.
+std::vector<std::pair<std::string, std::string*>> param_fields(run_args& a) {
+  return {{"ops", &a.ops},   {"duration", &a.duration}, {"bs", &a.bs},     {"qd", &a.qd},
+          {"conns", &a.conns}, {"size", &a.size},       {"rate", &a.rate}, {"file", &a.file},
+          {"dir", &a.dir},   {"verify", &a.verify}};
+}
 
+// Parses and bounds every scenario parameter the user set (usage_error on
+// bad values): the same code for run, check and repro.
+param_overrides parse_overrides(const run_args& a) {
   param_overrides o;
   // Bounds: far beyond any sane run, short of overflow and absurd memory.
   if (!a.bs.empty()) o.bs = parse_size("--bs", a.bs, 1ull << 30);
@@ -158,13 +147,104 @@ int run_command(const run_args& a, const std::vector<std::string>& argv) {
     else throw usage_error(fmt::format("--verify '{}': expected sample or full", a.verify));
   }
   if (o.duration_s && o.ops) throw usage_error("--duration and --ops: give one, not both");
+  return o;
+}
+
+double parse_timeout(const run_args& a, const param_overrides& o) {
+  if (a.timeout.empty()) return 0;
+  const double t = parse_seconds("--timeout", a.timeout, 7 * 86400);
+  if (o.duration_s && t <= *o.duration_s)
+    throw usage_error(fmt::format("--timeout {}: must be longer than --duration {}", a.timeout, a.duration));
+  return t;
+}
+
+const backend_info& backend_named(const std::string& n) {
+  const auto* b = find_backend(n);
+  if (b) return *b;
+  std::string known;
+  for (const auto& x : registered_backends()) known += (known.empty() ? "" : ", ") + x.name;
+  throw usage_error(fmt::format("--backend '{}': unknown backend (known: {})", n, known));
+}
+
+std::vector<const backend_info*> select_backends(const std::string& list) {
+  std::vector<const backend_info*> backends;
+  if (list.empty()) {
+    for (const auto& b : registered_backends()) backends.push_back(&b);
+    return backends;
+  }
+  for (const auto& n : split_list("--backend", list)) backends.push_back(&backend_named(n));
+  return backends;
+}
+
+std::vector<const scenario_info*> select_scenarios(const std::string& globs) {
+  std::vector<const scenario_info*> scenarios;
+  for (const auto& pat : split_list("--scenario", globs))
+    for (const auto& s : registered_scenarios())
+      if (::fnmatch(pat.c_str(), s.name.c_str(), 0) == 0 &&
+          std::find(scenarios.begin(), scenarios.end(), &s) == scenarios.end())
+        scenarios.push_back(&s);
+  if (scenarios.empty())
+    throw usage_error(fmt::format("--scenario '{}': matches no scenario (see 'ringside list scenarios')", globs));
+  return scenarios;
+}
+
+// The spec that reproduces one row of a run with these arguments.
+repro_spec spec_for(const run_args& a, const run_result& r, uint64_t seed) {
+  repro_spec s;
+  s.backend = r.backend;
+  s.scenario = r.scenario;
+  s.seed = seed;
+  run_args copy = a;
+  for (auto& [k, v] : param_fields(copy))
+    if (!v->empty()) s.args.emplace_back(k, *v);
+  s.detectors = a.detectors.empty() ? "none" : a.detectors;
+  s.timeout = a.timeout;
+  return s;
+}
+
+// Prints each violation (stderr) and, when there are any, the command that
+// reproduces them (stdout) and the repro file. Returns the file's path.
+std::string print_violations(const run_result& r, const repro_spec& spec, const std::string& exe,
+                             const std::string& repro_dir, bool tty) {
+  for (const auto& v : r.violations)
+    fmt::print(stderr, "{}{}: [{}] {}{}{}: {}\n", tty ? "\r\033[K" : "", r.name, detector_of(v.kind), v.kind,
+               v.op.empty() ? "" : " at " + v.op, v.range.empty() ? "" : " on " + v.range, v.detail);
+  if (r.violations.empty() || !r.measured) return {};
+  std::string path;
+  try {
+    path = write_repro(repro_dir, spec, repro_document(spec, exe, r.verdict, r.violations));
+  } catch (const std::exception& e) {
+    path = fmt::format("(not written: {})", e.what());
+  }
+  fmt::print(stderr, "{}repro: {}\n       file: {}\n", tty ? "\r\033[K" : "", repro_command(spec, exe), path);
+  return path;
+}
+
+void add_param_options(CLI::App* c, run_args& ra) {
+  c->add_option("--duration", ra.duration, "Seconds per run, decimals allowed (default: scenario's, 1)");
+  c->add_option("--ops", ra.ops, "Op budget per run instead of a duration (cancel.*: rounds)");
+  c->add_option("--bs", ra.bs, "Block/message size in bytes (suffixes k, m, g)");
+  c->add_option("--qd", ra.qd, "Ops in flight per file");
+  c->add_option("--conns", ra.conns, "TCP connections");
+  c->add_option("--size", ra.size, "File size (suffixes k, m, g)");
+  c->add_option("--rate", ra.rate, "Open loop: total ops/s (latency from intended start)");
+  c->add_option("--file", ra.file, "File scenarios: use (and overwrite) this file");
+  c->add_option("--dir", ra.dir, "File scenarios: create temp files under this directory");
+  c->add_option("--seed", ra.seed, "Seed for data patterns, offsets and schedules (default 1)");
+  c->add_option("--verify", ra.verify, "Data check: sample (default) or full");
+  c->add_option("--timeout", ra.timeout, "Watchdog: seconds a run may take before it is a hang");
+  c->add_option("--detectors", ra.detectors,
+                "Extra detectors, comma-separated: canary, guard (canary + PROT_NONE), exactly-once, all, none");
+}
+
+int run_command(const run_args& a, const std::vector<std::string>& argv) {
+  // ---- validate everything before running anything ----
+  const auto backends = select_backends(a.backends);
+  const auto scenarios = select_scenarios(a.scenario);
+  const param_overrides o = parse_overrides(a);
   const int reps = int(parse_count("--repetitions", a.repetitions, 1, 1000));
   run_options ropt;
-  if (!a.timeout.empty()) {
-    ropt.timeout_s = parse_seconds("--timeout", a.timeout, 7 * 86400);
-    if (o.duration_s && ropt.timeout_s <= *o.duration_s)
-      throw usage_error(fmt::format("--timeout {}: must be longer than --duration {}", a.timeout, a.duration));
-  }
+  ropt.timeout_s = parse_timeout(a, o);
   // Every scenario's parameters are checked before anything runs, so a bad
   // combination fails in a second, not after minutes of other rows.
   std::vector<params> resolved;
@@ -173,16 +253,7 @@ int run_command(const run_args& a, const std::vector<std::string>& argv) {
     (void)s->make(resolved.back());  // throws usage_error for values this scenario refuses
   }
   note_ignored_params(scenarios, o);
-  if (!a.detectors.empty()) {
-    for (const auto& d : split_list("--detectors", a.detectors)) {
-      // 64: deep enough that a late write lands while the buffer still waits.
-      if (d == "canary") ropt.quarantine_depth = 64;
-      else if (d == "guard") ropt.quarantine_depth = 64, ropt.guard_pages = true;
-      else if (d == "exactly-once") ropt.exactly_once = true;
-      else if (d == "all") ropt.quarantine_depth = 64, ropt.guard_pages = true, ropt.exactly_once = true;
-      else throw usage_error(fmt::format("--detectors '{}': expected canary, guard, exactly-once or all", d));
-    }
-  }
+  if (!a.detectors.empty()) apply_detectors("--detectors", a.detectors, ropt);
   if (a.out.empty()) throw usage_error("--out: empty path");
   {
     // Fail on an unwritable --out now, not after minutes of measuring.
@@ -220,8 +291,7 @@ int run_command(const run_args& a, const std::vector<std::string>& argv) {
         if (r.measured) any_measured = true;
         if (r.measured && r.verdict != "clean") any_violation = true;
         if (!r.measured && r.verdict.rfind("error", 0) == 0) any_violation = true;
-        for (const auto& v : r.violations)
-          fmt::print(stderr, "{}{}: {}: {}\n", tty ? "\r\033[K" : "", r.name, v.kind, v.detail);
+        print_violations(r, spec_for(a, r, rc.seed), rc.executable, a.repro_dir, tty);
         doc["benchmarks"].push_back(result_row(r, int(family), reps, rep));
         // Rewritten after every row: an interrupted run keeps what it measured.
         write_json_atomic(a.out, doc);
@@ -245,6 +315,119 @@ int run_command(const run_args& a, const std::vector<std::string>& argv) {
   return k_exit_ok;
 }
 
+
+// ringside repro FILE | --backend B --scenario S --seed N [params]: runs one
+// cell in this process, prints what it finds and how to run it again.
+struct repro_args {
+  run_args run;  // backend, scenario, seed, params, detectors, timeout, repro_dir
+  std::string file;
+  std::string json_out;  // check's children: the whole outcome goes here, no repro file
+};
+
+int repro_command_main(repro_args ra, const std::vector<std::string>& argv) {
+  std::optional<loaded_repro> from;
+  run_args& a = ra.run;
+  if (!ra.file.empty()) {
+    if (!a.backends.empty() || a.scenario != "*" || !a.seed.empty())
+      throw usage_error("repro: give a repro FILE or --backend/--scenario/--seed, not both");
+    from = load_repro(ra.file);
+    a.backends = from->spec.backend;
+    a.scenario = from->spec.scenario;
+    a.seed = fmt::format("{}", from->spec.seed);
+    auto fields = param_fields(a);
+    for (const auto& [k, v] : from->spec.args) {
+      auto it = std::find_if(fields.begin(), fields.end(), [&](const auto& f) { return f.first == k; });
+      if (it == fields.end()) throw usage_error(fmt::format("repro file {}: unknown parameter \"{}\"", ra.file, k));
+      *it->second = v;
+    }
+    a.detectors = from->spec.detectors;
+    if (a.timeout.empty()) a.timeout = from->spec.timeout;
+  }
+  if (a.backends.empty() || a.scenario == "*") throw usage_error("repro: needs a repro FILE, or --backend and --scenario");
+  const backend_info& b = backend_named(a.backends);
+  const scenario_info* s = find_scenario(a.scenario);
+  if (s == nullptr) throw usage_error(fmt::format("--scenario '{}': unknown scenario (see 'ringside list scenarios')", a.scenario));
+  const param_overrides o = parse_overrides(a);
+  run_options ropt;
+  ropt.timeout_s = parse_timeout(a, o);
+  if (a.detectors.empty()) a.detectors = std::string(k_safety_detectors);
+  apply_detectors("--detectors", a.detectors, ropt);
+  const params p = resolve_params(*s, o);
+  (void)s->make(p);  // usage_error for values the scenario refuses
+
+  const uint64_t seed = o.seed.value_or(1);
+  const std::string exe = argv.empty() ? "ringside" : argv[0];
+  run_result r = run_scenario(b, *s, p, ropt);
+  repro_spec spec = spec_for(a, r, seed);
+  spec.detectors = a.detectors;
+
+  if (!ra.json_out.empty()) {
+    // check's child: everything goes to the file; check prints and decides.
+    auto doc = repro_document(spec, exe, r.verdict, r.violations);
+    doc["result"] = result_row(r, 0, 1, 0);
+    write_json_atomic(ra.json_out, doc);
+    return r.violations.empty() ? k_exit_ok : k_exit_violations;
+  }
+  print_violations(r, spec, exe, a.repro_dir, false);
+  fmt::print("{}: {}\n", r.name, r.verdict);
+  if (from) {
+    std::vector<std::string> kinds;
+    for (const auto& v : r.violations)
+      if (std::find(kinds.begin(), kinds.end(), v.kind) == kinds.end()) kinds.push_back(v.kind);
+    bool same = kinds.size() == from->kinds.size();
+    for (const auto& k : from->kinds) same = same && std::find(kinds.begin(), kinds.end(), k) != kinds.end();
+    if (r.violations.empty()) fmt::print("not reproduced: the run was clean (recorded: {})\n", from->verdict);
+    else if (same) fmt::print("reproduced: {}\n", r.verdict);
+    else fmt::print("reproduced with different kinds: recorded {}, now {}\n", from->verdict, r.verdict);
+  }
+  std::fflush(stdout);
+  if (!r.measured && r.verdict.rfind("unsupported", 0) == 0) return k_exit_unsupported;
+  if (!r.measured) return k_exit_violations;
+  return r.violations.empty() ? k_exit_ok : k_exit_violations;
+}
+
+struct check_args {
+  std::string backends, scenario = "cancel.*", iterations, seed = "1", timeout = "60", expected, repro_dir = "ringside-repros",
+                        out, jobs;
+};
+
+int check_command(const check_args& a, const std::vector<std::string>& argv) {
+  check_options o;
+  o.backends = select_backends(a.backends);
+  o.scenarios = select_scenarios(a.scenario);
+  o.seed = parse_count("--seed", a.seed, 0, UINT64_MAX);
+  if (!a.iterations.empty()) {
+    (void)parse_count("--iterations", a.iterations, 1, 1ull << 40);
+    o.iterations = a.iterations;
+  }
+  (void)parse_seconds("--timeout", a.timeout, 86400);
+  o.timeout = a.timeout;
+  o.expected_path = a.expected.empty() ? std::string(RINGSIDE_SOURCE_DIR) + "/tests/safety/expected.tsv" : a.expected;
+  o.repro_dir = a.repro_dir;
+  o.out = a.out;
+  const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+  o.jobs = a.jobs.empty() ? unsigned(std::max(1L, cpus)) : unsigned(parse_count("--jobs", a.jobs, 1, 256));
+  // The children are this very binary: the same build, the same backends.
+  char self[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) throw std::runtime_error("readlink /proc/self/exe failed");
+  o.exe.assign(self, size_t(n));
+  o.exe_shown = argv.empty() ? "ringside" : argv[0];
+  if (!o.out.empty()) {
+    try {
+      write_json_atomic(o.out, {{"context", nlohmann::json::object()}, {"benchmarks", nlohmann::json::array()}});
+    } catch (const std::system_error& e) {
+      throw usage_error(fmt::format("--out '{}': {}", o.out, e.code().message()));
+    }
+  }
+  if (std::getenv("RINGSIDE_FAULT") != nullptr)
+    fmt::print(stderr, "ringside: note: RINGSIDE_FAULT={} is set: test-only contract faults are switched on\n",
+               std::getenv("RINGSIDE_FAULT"));
+  const int rc = run_check(o);
+  if (const int sig = g_signal.load()) return 128 + sig;
+  return rc;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -264,22 +447,34 @@ int main(int argc, char** argv) {
   run_args ra;
   run->add_option("--backend,-b", ra.backends, "Comma-separated backends (default: all)");
   run->add_option("--scenario,-s", ra.scenario, "Scenario glob(s), comma-separated (default: *)");
-  run->add_option("--duration", ra.duration, "Seconds per run, decimals allowed (default: scenario's, 1)");
-  run->add_option("--ops", ra.ops, "Op budget per run instead of a duration");
   run->add_option("--repetitions,-r", ra.repetitions, "Repetitions per combination (aggregates when > 1)");
   run->add_option("--out,-o", ra.out, "Results JSON (Google Benchmark schema), written atomically");
-  run->add_option("--bs", ra.bs, "Block/message size in bytes (suffixes k, m, g)");
-  run->add_option("--qd", ra.qd, "Ops in flight per file");
-  run->add_option("--conns", ra.conns, "TCP connections");
-  run->add_option("--size", ra.size, "File size (suffixes k, m, g)");
-  run->add_option("--rate", ra.rate, "Open loop: total ops/s (latency from intended start)");
-  run->add_option("--file", ra.file, "File scenarios: use (and overwrite) this file");
-  run->add_option("--dir", ra.dir, "File scenarios: create temp files under this directory");
-  run->add_option("--seed", ra.seed, "Seed for data patterns and random offsets (default 1)");
-  run->add_option("--verify", ra.verify, "Data check: sample (default) or full");
-  run->add_option("--timeout", ra.timeout, "Watchdog: seconds a run may take before it is a hang");
-  run->add_option("--detectors", ra.detectors,
-                  "Extra detectors, comma-separated: canary, guard (canary + PROT_NONE), exactly-once, all");
+  add_param_options(run, ra);
+  run->add_option("--repro-dir", ra.repro_dir, "Where repro files of rows with violations go (default ringside-repros)");
+
+  auto* repro = app.add_subcommand("repro", "Run one backend x scenario x seed again (from a repro FILE or flags)");
+  repro_args rpa;
+  repro->add_option("file", rpa.file, "A repro JSON file written by run, check or repro");
+  repro->add_option("--backend,-b", rpa.run.backends, "Backend");
+  repro->add_option("--scenario,-s", rpa.run.scenario, "Scenario (exact name)");
+  add_param_options(repro, rpa.run);
+  repro->add_option("--repro-dir", rpa.run.repro_dir, "Where the repro file goes when violations are found");
+  repro->add_option("--json-out", rpa.json_out, "Write the outcome as JSON here (used by check)")->group("");
+  repro->footer("Detectors default to canary,exactly-once (the ledger and watchdog are always on).\n"
+                "Exit: 0 clean, 1 violations (reproduced), 2 bad usage, 77 unsupported here.");
+
+  auto* check = app.add_subcommand("check", "Run the safety suite and compare verdicts with the expected table");
+  check_args ca;
+  check->add_option("--backend,-b", ca.backends, "Comma-separated backends (default: all)");
+  check->add_option("--scenario,-s", ca.scenario, "Scenario glob(s), comma-separated (default: cancel.*)");
+  check->add_option("--iterations", ca.iterations, "Rounds per scenario (default: each scenario's own)");
+  check->add_option("--seed", ca.seed, "Seed of every cell's schedule (default 1)");
+  check->add_option("--timeout", ca.timeout, "Seconds per cell before it is a hang (default 60)");
+  check->add_option("--expected", ca.expected, "Expected-verdict table (default: tests/safety/expected.tsv)");
+  check->add_option("--repro-dir", ca.repro_dir, "Where repro files go (default ringside-repros)");
+  check->add_option("--out,-o", ca.out, "Also write every cell's result as results JSON");
+  check->add_option("--jobs,-j", ca.jobs, "Cells run at once (default: number of CPUs)");
+  check->footer("Exit: 0 every cell as expected, 1 some cell differs, 2 bad usage.");
 
   std::vector<std::string> args(argv, argv + argc);
   try {
@@ -307,6 +502,15 @@ int main(int argc, char** argv) {
       install_interrupt_handlers();
       raise_fd_limit();
       return run_command(ra, args);
+    }
+    if (*repro) {
+      install_interrupt_handlers();
+      raise_fd_limit();
+      return repro_command_main(rpa, args);
+    }
+    if (*check) {
+      install_interrupt_handlers();
+      return check_command(ca, args);
     }
   } catch (const usage_error& e) {
     fmt::print(stderr, "ringside: {}\n", e.what());

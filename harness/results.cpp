@@ -92,6 +92,14 @@ nlohmann::json make_context(const run_context& rc) {
   };
 }
 
+nlohmann::json violation_json(const violation& v) {
+  nlohmann::json j = {{"kind", v.kind}, {"detector", std::string(detector_of(v.kind))}};
+  if (!v.op.empty()) j["op"] = v.op;
+  if (!v.range.empty()) j["range"] = v.range;
+  j["detail"] = v.detail;
+  return j;
+}
+
 nlohmann::json result_row(const run_result& r, int family_index, int repetitions, int repetition_index) {
   const double ops = double(r.ops);
   const double ns_per_op = div0(r.wall_s * 1e9, ops);
@@ -138,7 +146,7 @@ nlohmann::json result_row(const run_result& r, int family_index, int repetitions
                            {"ops", r.prm.ops},   {"seed", r.prm.seed},   {"verify", to_string(r.prm.verify)}};
   j["params"] = params;
   auto vs = nlohmann::json::array();
-  for (const auto& v : r.violations) vs.push_back({{"kind", v.kind}, {"detail", v.detail}});
+  for (const auto& v : r.violations) vs.push_back(violation_json(v));
   j["violation_details"] = vs;
   auto buckets = nlohmann::json::array();
   for (auto [lo, n] : r.latency.buckets()) buckets.push_back({lo, n});

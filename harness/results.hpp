@@ -25,6 +25,9 @@ struct run_context {
 // git revision, seed.
 nlohmann::json make_context(const run_context& rc);
 
+// {kind, detector, op, range, detail}: op and range only when known.
+nlohmann::json violation_json(const violation& v);
+
 // One row per repetition; each row's counters as flat fields.
 nlohmann::json result_row(const run_result& r, int family_index, int repetitions, int repetition_index);
 

@@ -18,11 +18,13 @@ stream_stats& run_ctx::new_stream() {
   return streams_.emplace_back();
 }
 
-void run_ctx::report(std::string kind, std::string detail) {
+void run_ctx::report(std::string kind, std::string detail) { report(violation{std::move(kind), std::move(detail)}); }
+
+void run_ctx::report(violation v) {
   {
     std::lock_guard lk(mu_);
     // 64: enough to diagnose; a broken backend can produce millions.
-    if (violations_.size() < 64) violations_.push_back({std::move(kind), std::move(detail)});
+    if (violations_.size() < 64) violations_.push_back(std::move(v));
     else ++dropped_violations_;
   }
   stop();

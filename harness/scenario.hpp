@@ -93,6 +93,8 @@ class run_ctx {
   stream_stats& new_stream();
   // Thread-safe; records a violation and (for data errors) stops the run.
   void report(std::string kind, std::string detail);
+  // The same, with the op and buffer range the scenario knows (repro files carry them).
+  void report(violation v);
 
   [[nodiscard]] std::vector<violation> violations() const;
   [[nodiscard]] const std::deque<stream_stats>& streams() const noexcept { return streams_; }

@@ -5,6 +5,7 @@ namespace ringside {
 
 void register_file_scenarios();  // scenarios/file.cpp
 void register_tcp_scenarios();   // scenarios/tcp.cpp
+void register_cancel_recv_scenarios();  // scenarios/cancel_recv.cpp
 
 void register_builtin_scenarios() {
   static bool done = false;
@@ -12,6 +13,7 @@ void register_builtin_scenarios() {
   done = true;
   register_file_scenarios();
   register_tcp_scenarios();
+  register_cancel_recv_scenarios();
 }
 
 }  // namespace ringside

@@ -42,7 +42,9 @@ def main():
     with tempfile.TemporaryDirectory(prefix="ringside-smoke-") as tmp:
         out = os.path.join(tmp, "r.json")
         # 0.15 s per combination, two repetitions so aggregates are exercised.
-        cmd = [RINGSIDE, "run", "--backend", ",".join(names), "--duration", "0.15", "--repetitions", "2",
+        # The throughput scenarios; cancel.* is the safety suite's (ringside check).
+        cmd = [RINGSIDE, "run", "--backend", ",".join(names), "--scenario", "file.*,tcp.*",
+               "--duration", "0.15", "--repetitions", "2",
                "--size", "4m", "--out", out]
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=540)
         sys.stdout.write(p.stdout)
@@ -91,7 +93,8 @@ def main():
     # these scenarios never cancel or drop, so its unsoundness is not exercised).
     with tempfile.TemporaryDirectory(prefix="ringside-smoke-") as tmp:
         out = os.path.join(tmp, "d.json")
-        p = subprocess.run([RINGSIDE, "run", "--backend", ",".join(names), "--ops", "300", "--size", "1m",
+        p = subprocess.run([RINGSIDE, "run", "--backend", ",".join(names), "--scenario", "file.*,tcp.*",
+                            "--ops", "300", "--size", "1m",
                             "--detectors", "all", "--out", out], capture_output=True, text=True, timeout=300)
         if p.returncode != 0:
             fail(f"--detectors all: exit {p.returncode}: {p.stderr[-500:]}")

@@ -1,0 +1,86 @@
+// `ringside check`: runs the safety suite (every selected backend x cancel.*
+// scenario) and compares each verdict with the expected-verdict table
+// (tests/safety/expected.tsv). Fails when reality differs in either
+// direction: a correct backend flagged, or the negative control (uring-raw)
+// no longer caught.
+//
+// Every cell runs in its own child process (`ringside repro ... --json-out`):
+// a sanitizer report (ASan aborts the process; TSan taints it), a crash or a
+// hang then costs that one cell, becomes its verdict ("asan", "tsan",
+// "crashed", "hang") and the suite goes on. The child's command is the
+// cell's repro command, so what check prints can be run again as is.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "harness/backend.hpp"
+#include "harness/scenario.hpp"
+
+namespace ringside {
+
+// One cell of the table: what a backend x scenario must produce in a build.
+struct expectation {
+  bool clean = false;
+  bool unsupported = false;
+  std::vector<std::string> required;  // every one of these kinds must appear
+  std::vector<std::string> optional;  // these may appear ("?kind" in the file)
+  std::string text;                   // as written, for messages
+};
+
+// Tab- or space-separated lines: `scenario backend release [asan [tsan]]`;
+// '#' starts a comment. A build column that is absent or "=" means the same
+// as release. Cells: `clean`, `unsupported`, or kinds separated by commas,
+// "?kind" for one that may or may not appear. A backend with no line for a
+// scenario is expected clean (plugins, new backends).
+class expected_table {
+ public:
+  // Throws usage_error naming path:line for a malformed line.
+  static expected_table load(const std::string& path);
+  static expected_table parse(std::string_view text, const std::string& origin);
+
+  // The expectation for this build ("release", "asan", "tsan"; other builds
+  // use release's column), or nullptr when the table has no line.
+  [[nodiscard]] const expectation* find(std::string_view scenario, std::string_view backend,
+                                        std::string_view build) const;
+
+ private:
+  struct row {
+    std::string scenario, backend;
+    expectation release, asan, tsan;
+  };
+  std::vector<row> rows_;
+};
+
+// What one cell produced.
+struct cell_outcome {
+  std::string verdict;             // "clean", "unsupported: why", or the kinds
+  std::vector<std::string> kinds;  // distinct violation kinds (incl. asan/tsan/crashed/hang)
+  bool unsupported = false;
+};
+
+// True when the outcome is what the expectation says.
+bool matches(const expectation& e, const cell_outcome& o);
+
+struct check_options {
+  std::vector<const backend_info*> backends;
+  std::vector<const scenario_info*> scenarios;
+  uint64_t seed = 1;
+  std::string iterations;  // rounds per scenario as given (--ops of each cell); empty: each scenario's default
+  std::string timeout = "60";  // seconds per cell, as given
+  std::string expected_path;
+  std::string repro_dir = "ringside-repros";
+  std::string out;  // results JSON of every cell (Google Benchmark schema); empty: none
+  unsigned jobs = 1;
+  std::string exe;  // this binary, for the children and the printed commands
+  std::string exe_shown;  // how the printed commands name it (argv[0])
+};
+
+// Runs the suite, prints the table and every mismatch / repro to stdout.
+// Returns 0 (all as expected), 1 (some cell differs), or 128 + signal.
+int run_check(const check_options& o);
+
+}  // namespace ringside
