@@ -205,8 +205,29 @@ pid_t spawn_child(const check_options& o, const cell_state& c, child& ch) {
   posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, ch.err_path.c_str(), O_WRONLY | O_TRUNC, 0600);
+  // The child's environment: ours, with the sanitizers told to stop at the
+  // first report, whatever the caller's options say (ASan's no-recover
+  // build does anyway; TSan would otherwise go on and add ringside's own
+  // findings to the verdict only sometimes): one cell, one deterministic
+  // verdict. Later flags override earlier ones in *SAN_OPTIONS.
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view kv(*e);
+    if (kv.rfind("TSAN_OPTIONS=", 0) == 0 || kv.rfind("ASAN_OPTIONS=", 0) == 0) continue;
+    env.emplace_back(kv);
+  }
+  auto opts = [](const char* name, const char* add) {
+    const char* cur = std::getenv(name);
+    return fmt::format("{}={}{}{}", name, cur ? cur : "", cur && *cur ? ":" : "", add);
+  };
+  env.push_back(opts("TSAN_OPTIONS", "halt_on_error=1"));
+  env.push_back(opts("ASAN_OPTIONS", "halt_on_error=1"));
+  std::vector<char*> envp;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
   pid_t pid = -1;
-  const int rc = ::posix_spawn(&pid, o.exe.c_str(), &fa, nullptr, argv.data(), environ);
+  const int rc = ::posix_spawn(&pid, o.exe.c_str(), &fa, nullptr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&fa);
   if (rc != 0) throw std::system_error(rc, std::generic_category(), "posix_spawn " + o.exe);
   return pid;
