@@ -10,6 +10,30 @@
 // it cannot be cancelled once issued (caps.cancel_file_io = false): cancel()
 // then returns at once and the op completes with its real result.
 //
+// Deadlines (op.deadline_ns): the op's thread arms a POSIX timer
+// (SIGEV_THREAD_ID, the same interrupt signal) at the deadline, re-firing
+// every millisecond after it, so the signal cannot be lost in the window
+// before the syscall blocks; an EINTR after the deadline completes the op
+// -ECANCELED, and a result that came first wins. Chosen over SO_RCVTIMEO /
+// SO_SNDTIMEO, which are per socket (not per op), cost two setsockopt calls
+// per op, and do not cover pipes, connect's wait or sleeps. Regular-file I/O
+// cannot be interrupted: its deadline is ignored (caps.cancel_file_io).
+//
+// Zero-copy sends (send_zc): send(MSG_ZEROCOPY) on a socket with SO_ZEROCOPY,
+// then the op's thread waits (poll for POLLERR, recvmsg(MSG_ERRQUEUE)) until
+// the kernel's notification covers the send's number: only then may the
+// buffer go back. Sends are numbered per socket by the kernel, so one socket
+// must have one zero-copy sender at a time (a stream socket with two
+// concurrent senders interleaves its bytes anyway). Sockets without
+// SO_ZEROCOPY (AF_UNIX) send plainly.
+//
+// Multishot recv (recv_multishot) is emulated inside submit(): one blocking
+// recv per buffer of the group, each delivered at once through on_more (on
+// the op's thread), until EOF (0), an error, a cancel (-ECANCELED: the
+// signal, or a cancel() from inside on_more) or the group running dry
+// (-ENOBUFS); the unused buffers go back to the group, then the final
+// completion.
+//
 // Hangs. When run() passes its deadline it makes every op fail with
 // -ECANCELED and interrupts the blocked ones, for a bounded time. A stream
 // that still does not stop (it spins in scenario code, or sleeps where no
@@ -28,6 +52,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,8 +71,10 @@
 #include <vector>
 
 #include "harness/backend.hpp"
+#include "harness/buffer_group.hpp"
 #include "harness/meters.hpp"
 #include "harness/perform.hpp"
+#include "harness/sys.hpp"
 #include "harness/task_set.hpp"
 
 namespace ringside {
@@ -87,6 +114,45 @@ constexpr auto max_resend = 10ms;
 // Watchdog and teardown: interrupt every thread every 10 ms for at most 2 s.
 constexpr auto teardown_interval = 10ms;
 constexpr auto teardown_bound = 2s;
+// After its deadline a timer re-fires every 1 ms until the op leaves its
+// syscall: covers a signal that landed just before the syscall blocked.
+constexpr auto deadline_refire = 1ms;
+// A zero-copy notification follows the peer's ACK (microseconds on
+// loopback); 2 s without one means the socket is gone: hand the buffer back.
+constexpr auto zc_wait_bound = 2s;
+// 10 ms: how long one poll for the notification sleeps before re-checking.
+constexpr int zc_poll_ms = 10;
+
+thread_local pid_t tls_tid = 0;
+pid_t current_tid() noexcept {
+  if (tls_tid == 0) {
+    meters::count_syscall();
+    tls_tid = static_cast<pid_t>(::syscall(SYS_gettid));
+  }
+  return tls_tid;
+}
+
+timespec timespec_after(uint64_t ns) noexcept {
+  timespec t{};
+  ::clock_gettime(CLOCK_MONOTONIC, &t);  // vDSO: not a syscall
+  // 1e8 s (about 3 years) caps it so tv_sec cannot overflow.
+  ns = std::min<uint64_t>(ns, uint64_t{100'000'000} * 1'000'000'000);
+  t.tv_sec += static_cast<time_t>(ns / 1'000'000'000);
+  t.tv_nsec += static_cast<long>(ns % 1'000'000'000);
+  if (t.tv_nsec >= 1'000'000'000) {
+    t.tv_nsec -= 1'000'000'000;
+    ++t.tv_sec;
+  }
+  return t;
+}
+
+enum class zc_mode : uint8_t { unknown, zerocopy, plain };
+// Per socket: whether it takes MSG_ZEROCOPY, and the kernel's number for its
+// next zero-copy send.
+struct zc_socket {
+  zc_mode mode = zc_mode::unknown;
+  uint32_t next = 0;
+};
 
 // pread/pwrite and fsync work on regular files (sockets and pipes have no
 // offset: ESPIPE), and regular-file I/O sleeps uninterruptibly: a signal
@@ -120,6 +186,19 @@ struct op_slot {
   bool interruptible = true;  // a signal ends the op's syscall
   uint32_t cancel_waiters = 0;
   pthread_t thread{};
+  // The op thread's own (not guarded): the deadline timer, created for the
+  // thread that uses the slot (SIGEV_THREAD_ID) and kept for its next ops.
+  timer_t timer{};
+  pid_t timer_tid = 0;  // 0: no timer
+  bool deadline_armed = false;
+  timespec deadline_due{};
+
+  ~op_slot() {
+    if (timer_tid != 0) {
+      meters::count_syscall();
+      ::timer_delete(timer);
+    }
+  }
 };
 
 // The slot a stream thread uses for its ops, keyed by the engine's serial
@@ -215,7 +294,9 @@ class engine final : public std::enable_shared_from_this<engine> {
     }
     const op_id id = op_id::make(s->index, gen);
     w->on_started(id);
-    const int32_t res = perform(o, *s);
+    int32_t res = arm_deadline(*s, o);
+    if (res == 0) res = o.kind == op_kind::recv_multishot ? recv_multishot(o, *s, w) : perform(o, *s);
+    disarm_deadline(*s);
     {
       std::lock_guard lk(s->mu);
       s->state = slot_state::idle;
@@ -232,6 +313,10 @@ class engine final : public std::enable_shared_from_this<engine> {
     w->on_complete(completion{res, 0, std::move(o.buf)});
     return id;
   }
+
+  // The next `count` blocking syscalls (any stream's) say EINTR without being
+  // made: the restart path a stray signal takes (inject_submit_failures).
+  void inject_eintr(uint32_t count) noexcept { inject_eintr_.store(count, std::memory_order_release); }
 
   int cancel(op_id id) noexcept {
     op_slot* s = find_slot(id.slot());
@@ -380,17 +465,160 @@ class engine final : public std::enable_shared_from_this<engine> {
       s.state = slot_state::in_syscall;
     }
     for (;;) {
-      const int64_t r = call();
+      const int64_t r = take_injected_eintr() ? -EINTR : call();
       if (r != -EINTR) return static_cast<int32_t>(r);
       std::lock_guard lk(s.mu);
-      if (cancelled(s)) return -ECANCELED;
+      if (cancelled(s) || deadline_passed(s)) return -ECANCELED;
+    }
+  }
+
+  // ---- deadlines ----
+  // 0, or -errno when no timer could be had (the op then fails with it).
+  int32_t arm_deadline(op_slot& s, const op& o) noexcept {
+    if (o.deadline_ns == 0 || uninterruptible(o)) return 0;
+    const pid_t tid = current_tid();
+    if (s.timer_tid != tid) {
+      if (s.timer_tid != 0) {
+        meters::count_syscall();
+        ::timer_delete(s.timer);
+        s.timer_tid = 0;
+      }
+      sigevent sev{};
+      sev.sigev_notify = SIGEV_THREAD_ID;
+      sev.sigev_signo = interrupt_signal();
+      sev._sigev_un._tid = tid;  // sigev_notify_thread_id (glibc 2.36 lacks the macro)
+      meters::count_syscall();
+      if (::timer_create(CLOCK_MONOTONIC, &sev, &s.timer) != 0) return -errno;
+      s.timer_tid = tid;
+    }
+    s.deadline_due = timespec_after(o.deadline_ns);
+    itimerspec its{};
+    its.it_value = s.deadline_due;
+    its.it_interval.tv_nsec = std::chrono::nanoseconds(deadline_refire).count();
+    meters::count_syscall();
+    if (::timer_settime(s.timer, TIMER_ABSTIME, &its, nullptr) != 0) return -errno;
+    s.deadline_armed = true;
+    return 0;
+  }
+  void disarm_deadline(op_slot& s) noexcept {
+    if (!s.deadline_armed) return;
+    s.deadline_armed = false;
+    const itimerspec off{};
+    meters::count_syscall();
+    ::timer_settime(s.timer, 0, &off, nullptr);
+    // A signal already queued only makes a later syscall restart (EINTR
+    // nobody asked for).
+  }
+  static bool deadline_passed(const op_slot& s) noexcept {
+    if (!s.deadline_armed) return false;
+    timespec now{};
+    ::clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > s.deadline_due.tv_sec ||
+           (now.tv_sec == s.deadline_due.tv_sec && now.tv_nsec >= s.deadline_due.tv_nsec);
+  }
+
+  // ---- multishot recv (emulated) ----
+  int32_t recv_multishot(op& o, op_slot& s, op_waiter* w) noexcept {
+    if (o.group == nullptr) return -EINVAL;
+    std::vector<buffer> held;  // empty: swapping allocates nothing
+    o.group->swap_buffers(held);
+    int32_t res = -ENOBUFS;
+    for (auto& b : held) {
+      const size_t len = std::min<size_t>(b.capacity(), o.len != 0 ? o.len : b.capacity());
+      const int32_t r = blocking_call(s, [&]() -> int64_t { return sys::recv(o.fd, b.first(len), 0); });
+      if (r <= 0) {
+        res = r;
+        break;
+      }
+      count_kernel_copy(op_kind::recv, r);
+      {
+        // In the waiter's code now, not a syscall: a cancel() (even from
+        // inside on_more) just marks the op, and the next recv sees it.
+        std::lock_guard lk(s.mu);
+        s.state = slot_state::claimed;
+        if (s.cancel_waiters > 0) s.left_syscall.notify_all();
+      }
+      w->on_more(completion{r, 0, std::move(b)});
+    }
+    return_unused(held, o.group);
+    return res;
+  }
+
+  // ---- zero-copy sends ----
+  zc_socket* zc_entry_locked(int fd) noexcept {
+    if (fd < 0) return nullptr;
+    if (size_t(fd) >= zc_.size()) {
+      try {
+        zc_.resize(size_t(fd) + 1);
+      } catch (...) {
+        return nullptr;
+      }
+    }
+    return &zc_[size_t(fd)];
+  }
+
+ public:
+  // fd names a new socket now (adopted, accepted) or none (closed): forget
+  // what was known of the old one.
+  void forget_zc(int fd) noexcept {
+    std::lock_guard lk(zc_mu_);
+    if (fd >= 0 && size_t(fd) < zc_.size()) zc_[size_t(fd)] = {};
+  }
+
+ private:
+  int32_t send_zc(op& o, op_slot& s) noexcept {
+    zc_mode mode = zc_mode::plain;
+    {
+      std::lock_guard lk(zc_mu_);
+      if (zc_socket* z = zc_entry_locked(o.fd)) {
+        if (z->mode == zc_mode::unknown) z->mode = enable_zerocopy(o.fd) == 0 ? zc_mode::zerocopy : zc_mode::plain;
+        mode = z->mode;
+      }
+    }
+    if (mode == zc_mode::plain)
+      return blocking_call(s, [&]() -> int64_t { return perform_sync(o, sync_mode::blocking); });
+    const int32_t res = blocking_call(s, [&]() -> int64_t { return send_zerocopy(o, sync_mode::blocking); });
+    if (res <= 0) return res;  // nothing sent: no number, no notification
+    uint32_t seq;
+    {
+      std::lock_guard lk(zc_mu_);
+      seq = zc_[size_t(o.fd)].next++;
+    }
+    {
+      // Sent: a cancel can no longer take it back, and no signal need end
+      // the wait (cancel() returns at once in this state).
+      std::lock_guard lk(s.mu);
+      s.state = slot_state::claimed;
+      if (s.cancel_waiters > 0) s.left_syscall.notify_all();
+    }
+    count_zerocopy_result(res, await_zc_notification(o.fd, seq));
+    return res;
+  }
+
+  // Waits until the notification covering send `seq` on fd; returns whether
+  // the kernel copied after all (true, too, when it never came: counted as
+  // a copy rather than hidden).
+  static bool await_zc_notification(int fd, uint32_t seq) noexcept {
+    const auto give_up = clock_type::now() + zc_wait_bound;
+    for (;;) {
+      zerocopy_notification n;
+      int32_t r;
+      while ((r = read_zerocopy_notification(fd, n)) == 0)
+        if (covers(n, seq)) return n.copied;
+      if (r != -EAGAIN || clock_type::now() >= give_up) return true;
+      // POLLERR is reported whatever `events` says: the error queue has one.
+      pollfd p{fd, 0, 0};
+      meters::count_syscall();
+      ::poll(&p, 1, zc_poll_ms);  // EINTR (a cancel's signal): look again
     }
   }
 
   int32_t perform(op& o, op_slot& s) noexcept {
     switch (o.kind) {
       case op_kind::nop:
+        return perform_sync(o, sync_mode::blocking);
       case op_kind::close:  // never blocks, never restarted (see perform_sync)
+        forget_zc(o.fd);
         return perform_sync(o, sync_mode::blocking);
       case op_kind::connect: {
         bool issued = false;
@@ -421,6 +649,13 @@ class engine final : public std::enable_shared_from_this<engine> {
           meters::count_syscall();
           return -::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &due, nullptr);
         });
+      }
+      case op_kind::send_zc:
+        return send_zc(o, s);
+      case op_kind::accept: {
+        const int32_t r = blocking_call(s, [&]() -> int64_t { return perform_sync(o, sync_mode::blocking); });
+        if (r >= 0) forget_zc(r);
+        return r;
       }
       default:
         // A blocking fd, as this backend wants: accepted fds come back
@@ -508,6 +743,15 @@ class engine final : public std::enable_shared_from_this<engine> {
   const uint64_t serial_ = next_engine_serial.fetch_add(1, std::memory_order_relaxed);
   std::atomic<bool> stopping_{false};
   std::atomic<bool> abandoned_{false};
+  std::atomic<uint32_t> inject_eintr_{0};
+
+  // True (one fewer left) when this syscall is to fail with an injected EINTR.
+  bool take_injected_eintr() noexcept {
+    uint32_t left = inject_eintr_.load(std::memory_order_relaxed);
+    while (left > 0 && !inject_eintr_.compare_exchange_weak(left, left - 1, std::memory_order_acq_rel)) {
+    }
+    return left > 0;
+  }
 
   // Streams and run state.
   std::mutex mu_;
@@ -521,6 +765,10 @@ class engine final : public std::enable_shared_from_this<engine> {
   std::mutex table_mu_;
   std::deque<op_slot> slots_;
   std::vector<uint32_t> free_;
+
+  // Zero-copy state per socket, indexed by fd.
+  std::mutex zc_mu_;
+  std::vector<zc_socket> zc_;
 
   task_set tasks_;
 };
@@ -550,6 +798,7 @@ class blocking_backend final : public backend {
   [[nodiscard]] const backend_caps& caps() const noexcept override { return caps_; }
 
   void adopt(int fd) override {
+    e_->forget_zc(fd);  // a number seen before may name a new socket now
     meters::count_syscall();
     const int fl = ::fcntl(fd, F_GETFL);
     if (fl < 0) throw std::system_error(errno, std::generic_category(), "blocking: fcntl(F_GETFL)");
@@ -563,6 +812,13 @@ class blocking_backend final : public backend {
   int run(clock_type::time_point deadline) override { return e_->run(deadline); }
   op_id submit(op&& o, op_waiter* w) noexcept override { return e_->submit(std::move(o), w); }
   int cancel(op_id id) noexcept override { return e_->cancel(id); }
+  // A blocking syscall's transient failure is EINTR: the next `count`
+  // syscalls say it (whatever err) and are restarted, as after a stray signal.
+  int inject_submit_failures(int err, uint32_t count) noexcept override {
+    if (err != EAGAIN && err != EBUSY) return -EINVAL;
+    e_->inject_eintr(count);
+    return 0;
+  }
   // Ops are synchronous: the frame of an op in progress is blocked inside
   // submit() on its own thread and cannot be destroyed from another, so only
   // finished (stale) ids ever get here. Nothing to release.
@@ -579,7 +835,8 @@ class blocking_backend final : public backend {
                      .file_io = true,
                      .async_file_io = false,
                      .cancel_in_flight = true,
-                     .cancel_file_io = false};
+                     .cancel_file_io = false,
+                     .zero_copy_send = true};
   const std::shared_ptr<engine> e_;
 };
 

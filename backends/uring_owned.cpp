@@ -7,6 +7,11 @@
 // -EALREADY, and is ignored) — success is never turned into "cancelled". A
 // dropped op stays in a graveyard, buffer and all, until its final CQE; then
 // the buffer returns to the pool (and an accepted fd is closed).
+//
+// TEST-ONLY: RINGSIDE_FAULT (a comma list, see uring_fault in
+// harness/uring_loop.hpp) breaks this contract in chosen ways, so the safety
+// suite can prove each detector catches its bug. Unknown names fail
+// construction with std::invalid_argument.
 #include <cerrno>
 #include <memory>
 
@@ -20,7 +25,7 @@ namespace {
 
 class uring_owned final : public uring_loop {
  public:
-  explicit uring_owned(const backend_options& o) : uring_loop(uring_loop_defaults(o)) {}
+  explicit uring_owned(const backend_options& o) : uring_loop(options_for(o)) {}
   ~uring_owned() override { teardown(); }
 
   [[nodiscard]] std::string_view name() const noexcept override { return "uring-owned"; }
@@ -33,8 +38,17 @@ class uring_owned final : public uring_loop {
         // A regular-file read, once issued, runs to completion in the kernel.
         .cancel_file_io = false,
         .holds_buffer_until_completion = true,
+        .zero_copy_send = true,
     };
     return c;
+  }
+
+  // Reads the test-only fault switches (throws std::invalid_argument for an
+  // unknown one).
+  static uring_loop_options options_for(const backend_options& o) {
+    uring_loop_options u = uring_loop_defaults(o);
+    u.faults = uring_faults_from_env();
+    return u;
   }
 
   int cancel(op_id id) noexcept override {

@@ -8,6 +8,10 @@
 // once), while the kernel may still write into it. The cancelled op's real
 // result is lost: data it received vanishes, and a connection it accepted is
 // closed unserved (discard_result: lost to the caller, but not leaked).
+// The same mistake in the newer ops: a linked timeout's -ETIME CQE ends the
+// op -ECANCELED with its buffer (the op's own CQE, maybe a success, is yet to
+// come: "frees on -ETIME"), and a zero-copy send completes at its first CQE
+// with its buffer, while the kernel may read it until the notification.
 #include <cerrno>
 #include <memory>
 
@@ -34,6 +38,7 @@ class uring_raw final : public uring_loop {
         // A regular-file read, once issued, runs to completion in the kernel.
         .cancel_file_io = false,
         .holds_buffer_until_completion = false,
+        .zero_copy_send = true,
     };
     return c;
   }
@@ -48,6 +53,19 @@ class uring_raw final : public uring_loop {
     return 0;
   }
 
+  // Handed out from inside the reap, so a caller that reuses or releases the
+  // buffer at once does so before the op's own CQE is even looked at.
+  void on_early_cqe(op_slot& s, early_cqe what, int32_t res) noexcept override {
+    switch (what) {
+      case early_cqe::link_timeout:
+        if (res == -ETIME) complete_now(s, -ECANCELED);
+        return;
+      case early_cqe::zc_sent:
+        complete_now(s, res);
+        return;
+    }
+  }
+
   // The buffer goes back to the pool now, still lent to the kernel: the ledger
   // sees a release of a range in flight. No cancel is sent — a borrowed API
   // whose future is dropped simply forgets the op — so the kernel still
@@ -58,6 +76,7 @@ class uring_raw final : public uring_loop {
     if (s == nullptr) return;
     detach(*s);
     s->buf.reset();
+    for (auto& b : s->provided) b.reset();  // a multishot's ring buffers too
   }
 };
 

@@ -26,6 +26,8 @@ std::string_view to_string(op_kind k) noexcept {
     case op_kind::close: return "close";
     case op_kind::fsync: return "fsync";
     case op_kind::timeout: return "timeout";
+    case op_kind::send_zc: return "send_zc";
+    case op_kind::recv_multishot: return "recv_multishot";
   }
   return "?";
 }

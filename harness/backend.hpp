@@ -4,6 +4,7 @@
 // backend's name; what a backend cannot do is stated in its caps.
 #pragma once
 
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -85,6 +86,22 @@ class backend {
   // collect_violations() so what teardown finds (a buffer released while the
   // kernel holds it, ops the kernel never gave back) reaches the verdict.
   virtual void shutdown() noexcept {}
+
+  // ---- fault injection (safety scenarios: cancel.submit_fail) ----
+  // The next `count` submissions fail transiently with err (EAGAIN or EBUSY,
+  // as io_uring_enter reports them) the way this backend's own transient
+  // failure shows, and must be retried until they succeed — the ops stay
+  // alive, buffers and all, meanwhile: io_uring backends fail the next
+  // `count` kernel submits without entering (the SQEs stay queued); epoll's
+  // next `count` non-blocking tries say EAGAIN (the op waits for the loop);
+  // blocking's next `count` syscalls say EINTR (and are restarted). Returns
+  // 0 when armed, -EINVAL for another err, -ENOTSUP where the backend cannot
+  // inject faithfully. Call from a task (the backend's loop or stream thread).
+  virtual int inject_submit_failures(int err, uint32_t count) noexcept {
+    (void)err;
+    (void)count;
+    return -ENOTSUP;
+  }
 
   // ---- detectors built into the backend (the ring ledger) ----
   // Moves out what the backend's own detectors found since the last call.

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "harness/meters.hpp"
+#include "harness/sanitize.hpp"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
@@ -74,6 +75,11 @@ buffer buffer_pool::acquire() noexcept {
 
 void buffer_pool::release(uint32_t index) noexcept {
   for (auto* o : observers_) o->on_release(*this, index);
+  // ASan build: a range still lent to the kernel (poisoned by the io_uring
+  // loop, harness/sanitize.hpp) is coming back. Report it here, with this
+  // stack: the canary fill below would too, but without a quarantine the
+  // next acquire() would unpoison it silently.
+  sanitize::touch_poisoned(slot_data(index), size_);
   std::lock_guard lk(mu_);
   if (quarantine_depth_ == 0) {
     poison(index, true);

@@ -407,35 +407,43 @@ int run_check(const check_options& o) {
   }
 
   // ---- the table: scenarios down, backends across ----
+  // Cell texts first, so each column is as wide as its longest verdict
+  // (capped: longer verdicts are listed in full below the table).
+  std::vector<const cell_state*> mismatched, violating;
+  std::vector<std::string> texts(cells.size());
+  for (size_t i = 0; i < cells.size(); ++i) {
+    const cell_state& c = cells[i];
+    if (!c.done) {
+      texts[i] = "(not run)";
+      continue;
+    }
+    const expectation* e = table.find(c.spec.scenario, c.spec.backend, build);
+    static const expectation clean_expected{.clean = true, .text = "clean (no line in the table)"};
+    const bool ok = matches(e ? *e : clean_expected, c.outcome);
+    texts[i] = c.outcome.unsupported ? "unsupported" : c.outcome.verdict;
+    if (!ok) {
+      texts[i] = "!! " + texts[i];
+      mismatched.push_back(&c);
+    }
+    if (!c.violations.empty()) violating.push_back(&c);
+  }
+  // 40: two or three violation kinds side by side still fit a wide terminal.
+  constexpr size_t max_cell_w = 40;
   size_t name_w = 8;
   for (const auto* s : o.scenarios) name_w = std::max(name_w, s->name.size());
-  // 24: wide enough for two violation kinds; longer verdicts are listed below.
-  constexpr size_t cell_w = 24;
+  std::vector<size_t> col_w(o.backends.size());
+  for (size_t bi = 0; bi < o.backends.size(); ++bi) {
+    col_w[bi] = o.backends[bi]->name.size();
+    for (size_t si = 0; si < o.scenarios.size(); ++si)
+      col_w[bi] = std::max(col_w[bi], std::min(max_cell_w, texts[si * o.backends.size() + bi].size()));
+  }
   std::string out = fmt::format("\n{:<{}}", "scenario", name_w);
-  for (const auto* b : o.backends) out += fmt::format("  {:<{}}", shorten(b->name, cell_w), cell_w);
+  for (size_t bi = 0; bi < o.backends.size(); ++bi) out += fmt::format("  {:<{}}", o.backends[bi]->name, col_w[bi]);
   out += "\n";
-  std::vector<const cell_state*> mismatched, violating;
-  size_t idx = 0;
-  for (const auto* s : o.scenarios) {
-    out += fmt::format("{:<{}}", s->name, name_w);
-    for (size_t bi = 0; bi < o.backends.size(); ++bi, ++idx) {
-      const cell_state& c = cells[idx];
-      std::string text;
-      if (!c.done) {
-        text = "(not run)";
-      } else {
-        const expectation* e = table.find(c.spec.scenario, c.spec.backend, build);
-        static const expectation clean_expected{.clean = true, .text = "clean (no line in the table)"};
-        const bool ok = matches(e ? *e : clean_expected, c.outcome);
-        text = c.outcome.unsupported ? "unsupported" : c.outcome.verdict;
-        if (!ok) {
-          text = "!! " + text;
-          mismatched.push_back(&c);
-        }
-        if (!c.violations.empty()) violating.push_back(&c);
-      }
-      out += fmt::format("  {:<{}}", shorten(text, cell_w), cell_w);
-    }
+  for (size_t si = 0; si < o.scenarios.size(); ++si) {
+    out += fmt::format("{:<{}}", o.scenarios[si]->name, name_w);
+    for (size_t bi = 0; bi < o.backends.size(); ++bi)
+      out += fmt::format("  {:<{}}", shorten(texts[si * o.backends.size() + bi], max_cell_w), col_w[bi]);
     out += "\n";
   }
   fmt::print("{}", out);

@@ -1,7 +1,11 @@
 // The exactly-once detector: a decorator around any backend (a black box, so
 // it works on every backend alike). Every submitted op must complete exactly
-// once, and never after its waiter was dropped. It also classifies cancel
-// results (requested / -ENOENT / other) for the safety reports.
+// once, and never after its waiter was dropped. Ids must name one op only
+// (the generation rule, DESIGN.md): an id handed to a second op — while the
+// first is live, or at all — and a cancel() of an op that already completed
+// or was dropped that the backend accepts (0) are violations too (ABA: the
+// stale id reached another op). It also classifies cancel results
+// (requested / -ENOENT / other) for the safety reports.
 //
 // Each op gets a tracking slot that stands between the backend and the real
 // waiter. Slots are never reused (a deque: stable addresses, amortised
@@ -43,6 +47,9 @@ class exactly_once_backend final : public backend {
   int cancel(op_id id) noexcept override;
   void drop(op_id id) noexcept override;
   void shutdown() noexcept override;
+  int inject_submit_failures(int err, uint32_t count) noexcept override {
+    return inner_->inject_submit_failures(err, count);
+  }
   void collect_violations(std::vector<violation>& out) override;
 
   [[nodiscard]] cancel_stats cancels() const;
@@ -57,16 +64,23 @@ class exactly_once_backend final : public backend {
     op_id id;          // the backend's id, once known
     state st = state::pending;
     uint32_t completions = 0;
+    const slot* earlier = nullptr;  // an ended op that held the same id (a backend without generations)
     void on_started(op_id i) noexcept override;
     void on_complete(completion&& c) noexcept override;
+    // A multishot op's non-final completions: forwarded while the op is
+    // pending; one after its final completion or its drop is a violation.
+    void on_more(completion&& c) noexcept override;
   };
 
   void report_locked(std::string kind, std::string detail);
+  // Records that s now holds id (from on_started, or submit's return).
+  void issue_locked(slot& s, op_id id);
 
   std::unique_ptr<backend> inner_;
   mutable std::mutex mu_;
   std::deque<slot> slots_;
   std::unordered_map<uint64_t, slot*> by_id_;  // pending ops by backend id
+  std::unordered_map<uint64_t, slot*> issued_;  // every id ever started, by its latest holder
   std::vector<violation> violations_;
   cancel_stats cancels_;
   bool shut_down_ = false;

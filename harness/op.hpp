@@ -10,14 +10,28 @@
 
 namespace ringside {
 
-enum class op_kind : uint8_t { nop, read, write, recv, send, accept, connect, close, fsync, timeout };
+// send_zc: a zero-copy send (io_uring SEND_ZC; MSG_ZEROCOPY elsewhere). The
+// kernel may read the buffer until its notification, after the send's result:
+// the buffer comes back only with the notification (owned contracts).
+// recv_multishot: receives again and again into buffers of op.group (a
+// provided-buffer ring), one completion per receive through
+// op_waiter::on_more, until the final completion (on_complete: an error,
+// -ENOBUFS when the group ran dry, 0 at EOF, -ECANCELED).
+enum class op_kind : uint8_t {
+  nop, read, write, recv, send, accept, connect, close, fsync, timeout, send_zc, recv_multishot
+};
+
+class buffer_group;  // harness/buffer_group.hpp
 
 std::string_view to_string(op_kind k) noexcept;
 
 // Moves payload between the kernel and the op's buffer (so the buffer matters
-// to the buffer contract, and the kernel copies `res` bytes).
+// to the buffer contract, and the kernel copies `res` bytes — except send_zc,
+// whose notification says whether it copied). recv_multishot moves payload
+// too, but into its group's buffers, not op.buf.
 constexpr bool moves_payload(op_kind k) noexcept {
-  return k == op_kind::read || k == op_kind::write || k == op_kind::recv || k == op_kind::send;
+  return k == op_kind::read || k == op_kind::write || k == op_kind::recv || k == op_kind::send ||
+         k == op_kind::send_zc;
 }
 // Payload flows kernel -> user (the kernel writes into the buffer).
 constexpr bool kernel_writes_buffer(op_kind k) noexcept {
@@ -51,6 +65,27 @@ struct op {
   uint32_t buf_offset = 0;
   // timeout: relative nanoseconds.
   uint64_t timeout_ns = 0;
+  // Any op: relative nanoseconds after which the backend (the kernel, for
+  // io_uring: a linked timeout) cancels it; 0 = none. The op then completes
+  // -ECANCELED — or with its real result if it completed first: never both,
+  // and a success is never turned into -ECANCELED. Ops a backend cannot
+  // interrupt (regular-file I/O on blocking, see caps.cancel_file_io) run to
+  // completion.
+  uint64_t deadline_ns = 0;
+  // io_uring: issue the op straight to the kernel's async workers (io-wq,
+  // IOSQE_ASYNC) instead of trying it inline first, so it can be RUNNING in a
+  // worker when a cancel arrives (the kernel's ASYNC_CANCEL then says
+  // -EALREADY: cancel.ealready). A hint: backends without io-wq ignore it.
+  bool force_async = false;
+  // send: keep sending until all len bytes are sent (MSG_WAITALL; io_uring
+  // retries in the kernel, and a cancel then completes with the count sent so
+  // far: cancel.partial_write). A hint: a backend that returns a short count
+  // instead (a non-blocking send) still reports exactly what was sent.
+  bool wait_all = false;
+  // recv_multishot: the buffers it may fill (moved out of the group at
+  // submit; the unused ones are moved back before the final completion).
+  // Borrowed: must stay valid until this op's final completion.
+  buffer_group* group = nullptr;
   // connect: Borrowed: must stay valid until this op's completion is delivered.
   const sockaddr* addr = nullptr;
   socklen_t addrlen = 0;
@@ -73,6 +108,11 @@ class op_waiter {
   // knows the id another stream needs to cancel it.
   virtual void on_started(op_id id) noexcept { (void)id; }
   virtual void on_complete(completion&& c) noexcept = 0;
+  // A multishot op's non-final completion (recv_multishot: c.res bytes at
+  // c.buf.data(), c.buf one of its group's buffers, the waiter's now). Same
+  // thread rules as on_complete; never after it. Default: the buffer goes
+  // back to its pool.
+  virtual void on_more(completion&& c) noexcept { (void)c; }
 
  protected:
   ~op_waiter() = default;

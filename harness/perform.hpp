@@ -50,8 +50,38 @@ int32_t perform_sync(op& o, sync_mode mode) noexcept;
 int32_t connect_result(int fd) noexcept;
 
 // Counts the bytes the kernel copied for a result: read, write, recv and send
-// copy `res` bytes once, whoever takes (or drops) the result.
+// copy `res` bytes once, whoever takes (or drops) the result. send_zc is not
+// counted here: only its notification says whether the kernel copied after
+// all (count_zerocopy_result).
 void count_kernel_copy(op_kind kind, int32_t res) noexcept;
+
+// ---- zero-copy send (MSG_ZEROCOPY) for the synchronous backends ----
+// The kernel numbers every MSG_ZEROCOPY send that moved bytes (per socket,
+// from 0, wrapping) and later queues a notification on the socket's error
+// queue covering a range of those numbers: until then it may still read the
+// sent pages, so the buffer is held until its number is covered.
+
+// Sets SO_ZEROCOPY on fd: 0, or -errno (-EOPNOTSUPP: not a TCP/UDP socket,
+// e.g. AF_UNIX; callers then send plainly).
+int32_t enable_zerocopy(int fd) noexcept;
+// o (a send_zc) as one send(MSG_ZEROCOPY): bytes sent or -errno, like
+// perform_sync; no kernel copy is counted (see count_zerocopy_result).
+int32_t send_zerocopy(op& o, sync_mode mode) noexcept;
+
+struct zerocopy_notification {
+  uint32_t lo = 0, hi = 0;  // send numbers covered, inclusive (wrapping)
+  bool copied = false;      // SO_EE_CODE_ZEROCOPY_COPIED: the kernel copied anyway (e.g. loopback)
+};
+// Reads one notification from fd's error queue without blocking: 0, -EAGAIN
+// when the queue is empty, or -errno. Other error-queue messages are skipped.
+int32_t read_zerocopy_notification(int fd, zerocopy_notification& out) noexcept;
+// True when send number `seq` is in [n.lo, n.hi] (modulo 2^32).
+constexpr bool covers(const zerocopy_notification& n, uint32_t seq) noexcept {
+  return seq - n.lo <= n.hi - n.lo;
+}
+// Counts a finished send_zc's kernel copy: `res` bytes if the notification
+// (or the fallback to a plain send) says the kernel copied them, else none.
+void count_zerocopy_result(int32_t res, bool copied) noexcept;
 
 // A result nobody will take (its waiter was dropped, or its completion was
 // handed out early): an accepted fd is closed (counted), so it cannot leak.

@@ -112,6 +112,7 @@ void ring::close() noexcept {
 
 int ring::submit() noexcept {
   if (!open_ || io_uring_sq_ready(&ring_) == 0) return 0;
+  if (inject_failure()) return -inject_err_;
   count_enter();
   return io_uring_submit(&ring_);
 }
@@ -119,6 +120,7 @@ int ring::submit() noexcept {
 int ring::submit_and_wait(std::chrono::nanoseconds timeout) noexcept {
   if (!open_) return -EBADF;
   if (io_uring_cq_ready(&ring_) > 0) return submit();
+  if (inject_failure()) return -inject_err_;
   if (timeout.count() < 0) timeout = {};
   __kernel_timespec ts{};
   ts.tv_sec = timeout.count() / 1'000'000'000;
@@ -148,6 +150,7 @@ int ring::submit_and_get_events() noexcept {
   if (!open_) return -EBADF;
   // liburing 2.3 enters exactly once here: getevents forces the enter even
   // with nothing queued, and without a wait it never loops.
+  if (inject_failure()) return -inject_err_;
   count_enter();
   return io_uring_submit_and_get_events(&ring_);
 }

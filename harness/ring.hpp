@@ -156,16 +156,35 @@ class ring {
   // io_uring_enter calls made by this ring (they are also in the meters).
   [[nodiscard]] uint64_t enters() const noexcept { return enters_; }
 
+  // Fault injection (safety scenario cancel.submit_fail): the next `count`
+  // submits that have SQEs queued fail with -err WITHOUT entering the kernel,
+  // as io_uring_enter does under pressure (-EAGAIN, -EBUSY); the SQEs stay
+  // queued, and get_sqe() on a full SQ gives null. Enters that only wait or
+  // reap are not submits and are not failed.
+  void inject_submit_failures(int err, uint32_t count) noexcept {
+    inject_err_ = err;
+    inject_left_ = count;
+  }
+  [[nodiscard]] uint32_t injected_failures_left() const noexcept { return inject_left_; }
+
  private:
   void count_enter() noexcept {
     ++enters_;
     meters::count_syscall();
+  }
+  // True (one fewer left) when this submit of queued SQEs is to fail.
+  bool inject_failure() noexcept {
+    if (inject_left_ == 0 || io_uring_sq_ready(&ring_) == 0) return false;
+    --inject_left_;
+    return true;
   }
 
   io_uring ring_{};
   buffer_ledger* ledger_ = nullptr;
   const buffer_pool* fixed_pool_ = nullptr;
   uint64_t enters_ = 0;
+  int inject_err_ = 0;
+  uint32_t inject_left_ = 0;
   bool open_ = false;
 };
 

@@ -1,27 +1,55 @@
 #include "harness/uring_loop.hpp"
 
 #include <fmt/format.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <new>
+#include <stdexcept>
 #include <string>
 #include <utility>
 
 #include "harness/perform.hpp"
+#include "harness/sanitize.hpp"
 
 namespace ringside {
 
 namespace {
 
 // Slot index reserved for the loop's own SQEs (cancels): never allocated, so
-// their CQEs can never be confused with an op's. Generation 1 keeps the tag
-// away from liburing's internal LIBURING_UDATA_TIMEOUT (all ones).
+// their CQEs can never be confused with an op's.
 constexpr uint32_t reserved_slot = ~0u;
-constexpr uint64_t cancel_tag = op_id::make(reserved_slot, 1).value;
+// A cancel's user_data: the reserved slot, with its target's slot index where
+// an op has its generation, so the cancel's CQE names its target (only the
+// release-on-cancel-cqe fault uses that). Slot indices stay below
+// reserved_slot - chunk_size, so the tag is never liburing's internal
+// LIBURING_UDATA_TIMEOUT (all ones).
+constexpr uint64_t cancel_tag(uint32_t target_slot) noexcept { return op_id::make(reserved_slot, target_slot).value; }
+// An op's linked timeout carries the op's slot and generation with this bit
+// set in the generation, so its CQE names the op (stale ones name none) and
+// can never be taken for an op's own CQE: op generations stay below it.
+constexpr uint32_t link_timeout_bit = 1u << 31;
+constexpr uint32_t gen_mask = (1u << 30) - 1;  // op generations: 1 .. 2^30-1
+// The ledger key of buffer `bid` provided to a multishot op: the op's slot,
+// this bit and the buffer id in the generation (unique while the op lives).
+constexpr uint32_t provided_bit = 1u << 30;
+constexpr uint64_t provided_key(uint32_t slot_index, uint32_t bid) noexcept {
+  return op_id::make(slot_index, provided_bit | bid).value;
+}
+
+// Not in liburing 2.3's headers (kernel 6.2+ ABI): SEND_ZC reports in its
+// notification whether the kernel copied the payload after all.
+#ifndef IORING_SEND_ZC_REPORT_USAGE
+#define IORING_SEND_ZC_REPORT_USAGE (1U << 3)
+#endif
+#ifndef IORING_NOTIF_USAGE_ZC_COPIED
+#define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
+#endif
 
 // 60 s: the longest single sleep in the kernel when the deadline is far away
 // or infinite; costs one wake-up a minute on an idle loop.
@@ -56,6 +84,66 @@ uint32_t pow2_at_least(uint32_t n, uint32_t lo, uint32_t hi) {
 }
 
 }  // namespace
+
+// ------------------------------------------------- test-only fault switches ----
+
+namespace {
+
+constexpr uring_fault all_faults[] = {
+    uring_fault::release_on_cancel_cqe, uring_fault::drop_raced_success, uring_fault::leak_accepted_fd,
+    uring_fault::no_generation,         uring_fault::teardown_in_flight,
+};
+
+std::string valid_fault_names() {
+  std::string out;
+  for (uring_fault f : all_faults) {
+    if (!out.empty()) out += ", ";
+    out += to_string(f);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string_view to_string(uring_fault f) noexcept {
+  switch (f) {
+    case uring_fault::release_on_cancel_cqe: return "release-on-cancel-cqe";
+    case uring_fault::drop_raced_success: return "drop-raced-success";
+    case uring_fault::leak_accepted_fd: return "leak-accepted-fd";
+    case uring_fault::no_generation: return "no-generation";
+    case uring_fault::teardown_in_flight: return "teardown-in-flight";
+  }
+  return "?";
+}
+
+uint32_t parse_uring_faults(std::string_view list) {
+  uint32_t mask = 0;
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    std::string_view name = list.substr(0, comma);
+    list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+    while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
+    while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
+    if (name.empty()) continue;
+    bool known = false;
+    for (uring_fault f : all_faults) {
+      if (name != to_string(f)) continue;
+      mask |= uint32_t(f);
+      known = true;
+    }
+    if (!known)
+      throw std::invalid_argument(fmt::format("RINGSIDE_FAULT: unknown fault switch '{}' (valid, test-only: {})",
+                                              name, valid_fault_names()));
+  }
+  return mask;
+}
+
+uint32_t uring_faults_from_env() {
+  const char* v = std::getenv("RINGSIDE_FAULT");
+  return v == nullptr ? 0 : parse_uring_faults(v);
+}
+
+// ------------------------------------------------------------------ setup ----
 
 uring_loop_options uring_loop_defaults(const backend_options& o) {
   uring_loop_options u;
@@ -133,7 +221,9 @@ uint32_t uring_loop::alloc_slot() noexcept {
 void uring_loop::free_slot(op_slot& s) noexcept {
   s.in_use = s.in_kernel = s.settled = s.queued = s.cancel_sent = false;
   s.waiter = nullptr;
-  if (++s.gen == 0) s.gen = 1;
+  // no_generation (test-only fault): the next op in this slot gets the same id.
+  if (!faulty(uring_fault::no_generation)) s.gen = (s.gen + 1) & gen_mask;
+  if (s.gen == 0) s.gen = 1;
   s.next = free_head_;
   free_head_ = s.index;
 }
@@ -195,6 +285,19 @@ int32_t uring_loop::fill(op_slot& s, op&& o) noexcept {
   s.offset = o.offset;
   s.len = o.len;
   s.buf_offset = o.buf_offset;
+  s.deadline_ns = o.deadline_ns;
+  s.force_async = o.force_async;
+  s.wait_all = o.wait_all;
+  s.first_res = 0;
+  s.zc_plain = false;
+  if (s.kind == op_kind::recv_multishot) {
+    s.buf = std::move(o.buf);
+    if (o.group == nullptr) return -EINVAL;
+    s.group = o.group;
+    s.group->swap_buffers(s.provided);  // every buffer of the group, ids 0..n-1
+    if (s.provided.empty()) return -ENOBUFS;
+    return setup_buf_ring(s);
+  }
   const int32_t range_error = payload_error(o);
   s.buf = std::move(o.buf);  // handed back with the completion, even an -EINVAL one
   if (range_error != 0) return range_error;
@@ -213,6 +316,10 @@ int32_t uring_loop::fill(op_slot& s, op&& o) noexcept {
     default:
       break;
   }
+  if (s.deadline_ns != 0) {
+    s.deadline_ts.tv_sec = int64_t(s.deadline_ns / 1'000'000'000);
+    s.deadline_ts.tv_nsec = int64_t(s.deadline_ns % 1'000'000'000);
+  }
   return 0;
 }
 
@@ -224,6 +331,11 @@ bool uring_loop::prep(op_slot& s) noexcept {
   const std::span<const byte_range> ranges = moves_payload(s.kind) ? std::span<const byte_range>(lent)
                                                                    : std::span<const byte_range>();
   const bool fixed = use_fixed_ && ring_.is_fixed(s.buf);
+  // A linked timeout must go into the SQ right behind its op, or IO_LINK
+  // would chain the op to whatever SQE comes next: make room for both now
+  // (the SQ is submitted when full, so both fit without a submit between).
+  const bool linked = s.deadline_ns != 0;
+  if (linked && io_uring_sq_space_left(&ring_.native()) < 2 && ring_.submit() < 0) return false;
   // The caller's buffer pointer goes straight into the SQE: zero copies.
   const bool ok = ring_.prepare(ud, s.kind, ranges, [&](io_uring_sqe* sqe) {
     switch (s.kind) {
@@ -238,7 +350,9 @@ bool uring_loop::prep(op_slot& s) noexcept {
         break;
       case op_kind::recv: io_uring_prep_recv(sqe, s.fd, data, s.len, 0); break;
       // MSG_NOSIGNAL: a peer that closed gives -EPIPE instead of killing the run.
-      case op_kind::send: io_uring_prep_send(sqe, s.fd, data, s.len, MSG_NOSIGNAL); break;
+      case op_kind::send:
+        io_uring_prep_send(sqe, s.fd, data, s.len, MSG_NOSIGNAL | (s.wait_all ? MSG_WAITALL : 0));
+        break;
       case op_kind::accept: io_uring_prep_accept(sqe, s.fd, nullptr, nullptr, SOCK_CLOEXEC); break;
       case op_kind::connect:
         io_uring_prep_connect(sqe, s.fd, reinterpret_cast<const sockaddr*>(&s.addr), s.addrlen);
@@ -246,13 +360,37 @@ bool uring_loop::prep(op_slot& s) noexcept {
       case op_kind::close: io_uring_prep_close(sqe, s.fd); break;
       case op_kind::fsync: io_uring_prep_fsync(sqe, s.fd, 0); break;
       case op_kind::timeout: io_uring_prep_timeout(sqe, &s.ts, 0, 0); break;
+      case op_kind::recv_multishot:
+        io_uring_prep_recv_multishot(sqe, s.fd, nullptr, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = s.bgid;
+        break;
+      case op_kind::send_zc:
+        if (s.zc_plain) {
+          io_uring_prep_send(sqe, s.fd, data, s.len, MSG_NOSIGNAL);
+          break;
+        }
+        if (fixed) io_uring_prep_send_zc_fixed(sqe, s.fd, data, s.len, MSG_NOSIGNAL, 0, s.buf.index());
+        else io_uring_prep_send_zc(sqe, s.fd, data, s.len, MSG_NOSIGNAL, 0);
+        sqe->ioprio |= IORING_SEND_ZC_REPORT_USAGE;
+        break;
     }
+    if (linked) sqe->flags |= IOSQE_IO_LINK;
+    if (s.force_async) sqe->flags |= IOSQE_ASYNC;
   });
-  if (ok) {
-    s.in_kernel = true;
-    ++in_kernel_;
+  if (!ok) return false;
+  s.in_kernel = true;
+  ++in_kernel_;
+  // Sanitizer builds: the range is the kernel's now (harness/sanitize.hpp).
+  if (moves_payload(s.kind)) lends_.lend(s.index, &s, data, s.len);
+  if (linked) {
+    // Cannot fail: room for it was made above.
+    const uint64_t tag = op_id::make(s.index, s.gen | link_timeout_bit).value;
+    if (ring_.prepare(tag, op_kind::timeout, {},
+                      [&](io_uring_sqe* sqe) { io_uring_prep_link_timeout(sqe, &s.deadline_ts, 0); }))
+      ++link_timeouts_in_flight_;
   }
-  return ok;
+  return true;
 }
 
 // --------------------------------------------------------------- cancel ----
@@ -275,7 +413,7 @@ void uring_loop::request_cancel(op_slot& s) noexcept {
 
 bool uring_loop::send_cancel(op_slot& s) noexcept {
   const uint64_t target = op_id::make(s.index, s.gen).value;
-  const bool ok = ring_.prepare(cancel_tag, op_kind::nop, {},
+  const bool ok = ring_.prepare(cancel_tag(s.index), op_kind::nop, {},
                                 [&](io_uring_sqe* sqe) { io_uring_prep_cancel64(sqe, target, 0); });
   if (ok) ++cancels_in_flight_;
   return ok;
@@ -283,6 +421,14 @@ bool uring_loop::send_cancel(op_slot& s) noexcept {
 
 void uring_loop::complete_early(op_slot& s, int32_t res) noexcept {
   if (!s.settled) settle(s, res);
+}
+
+void uring_loop::complete_now(op_slot& s, int32_t res) noexcept {
+  if (s.settled || s.waiter == nullptr) return;
+  s.settled = true;  // not queued: the final CQE frees the slot
+  op_waiter* w = std::exchange(s.waiter, nullptr);
+  buffer b = std::move(s.buf);
+  w->on_complete({res, 0, std::move(b)});
 }
 
 void uring_loop::settle(op_slot& s, int32_t res) noexcept {
@@ -303,21 +449,66 @@ void uring_loop::on_cqe(const io_uring_cqe& c) noexcept {
     // A cancel's own CQE (0, -ENOENT, -EALREADY). Never an op's result: the
     // target reports through its own CQE.
     if (cancels_in_flight_ > 0) --cancels_in_flight_;
+    if (faulty(uring_fault::release_on_cancel_cqe) && id.gen() < capacity_) {
+      // Test-only fault: the target's buffer goes back to the pool now, while
+      // the kernel may still hold it (its own CQE is yet to come).
+      op_slot& t = slot(id.gen());
+      if (t.in_use && t.in_kernel && t.cancel_sent) t.buf.reset();
+    }
     return;
   }
+  if ((id.gen() & link_timeout_bit) != 0) return on_link_timeout_cqe(c);
   op_slot* sp = lookup(id);
   if (sp == nullptr || !sp->in_kernel) {
     note("uring_internal", fmt::format("CQE for unknown op {:#x} (res {})", c.user_data, c.res));
     return;
   }
   op_slot& s = *sp;
+  if (s.kind == op_kind::recv_multishot) return on_multishot_cqe(s, c);
   // Not final: the kernel still holds the buffer.
-  if ((c.flags & IORING_CQE_F_MORE) != 0) return;
+  if ((c.flags & IORING_CQE_F_MORE) != 0) {
+    if (s.kind == op_kind::send_zc && (c.flags & IORING_CQE_F_NOTIF) == 0) {
+      // The send's result; the buffer is the kernel's until the notification.
+      s.first_res = c.res;
+      if (c.res != -EOPNOTSUPP && s.waiter != nullptr && !s.settled) on_early_cqe(s, early_cqe::zc_sent, c.res);
+    }
+    return;
+  }
   s.in_kernel = false;
   --in_kernel_;
-  // The kernel moved these bytes whoever takes the result: a dropped op in
-  // the graveyard, or an op whose completion was handed out early.
-  count_kernel_copy(s.kind, c.res);
+  // Sanitizer builds: the kernel is done with the range; the loop consumes
+  // this CQE for the buffer's holder only if the slot still holds it.
+  lends_.give_back(s.index, &s,
+                   kernel_writes_buffer(s.kind) ? sanitize::kernel_access::writes : sanitize::kernel_access::reads,
+                   c.res, s.buf.valid());
+  int32_t res = c.res;
+  if (s.kind == op_kind::send_zc) {
+    if ((c.flags & IORING_CQE_F_NOTIF) != 0) {
+      // The notification: its res says only whether the kernel copied.
+      res = s.first_res;
+      if (res == -EOPNOTSUPP && !s.zc_plain && s.waiter != nullptr && !s.settled && !tearing_down_) {
+        // No zero copy on this socket (AF_UNIX...): send plainly instead, as
+        // the other backends do, so a scenario runs alike everywhere.
+        s.zc_plain = true;
+        if (!prep(s)) {
+          try {
+            backlog_.push_back(op_id::make(s.index, s.gen));
+          } catch (...) {
+            settle(s, -EAGAIN);
+          }
+        }
+        return;
+      }
+      count_zerocopy_result(res, (uint32_t(c.res) & IORING_NOTIF_USAGE_ZC_COPIED) != 0);
+    } else {
+      // One CQE only: an error before anything was sent, or the plain fallback.
+      count_zerocopy_result(res, true);
+    }
+  } else {
+    // The kernel moved these bytes whoever takes the result: a dropped op in
+    // the graveyard, or an op whose completion was handed out early.
+    count_kernel_copy(s.kind, res);
+  }
   // The buffer went back to the pool while this op was in the kernel (uring-
   // raw's cancel or drop), and the kernel's copy faulted: a guard page (see
   // buffer_pool::enable_guard_pages) stopped a write into released memory.
@@ -328,14 +519,148 @@ void uring_loop::on_cqe(const io_uring_cqe& c) noexcept {
     // Completed early (uring-raw's cancel): the caller never sees this
     // result. An accepted connection is still closed, not leaked: it is lost
     // to the caller (never served) either way.
-    discard_result(s.kind, c.res);
+    discard_result(s.kind, res);
     if (!s.queued) free_slot(s);
     return;
   }
-  int32_t res = c.res;
   // A plain sleep that ran its course reports -ETIME: that is its success.
   if (s.kind == op_kind::timeout && res == -ETIME) res = 0;
-  finish(s, res, c.flags);
+  // An op its linked timeout cancelled in an io-wq worker says -EINTR: to the
+  // caller it is cancelled, as everywhere else.
+  if (s.deadline_ns != 0 && res == -EINTR) res = -ECANCELED;
+  if (options_.faults != 0) res = faulty_result(s, res);
+  finish(s, res, c.flags & ~uint32_t(IORING_CQE_F_NOTIF));
+}
+
+int32_t uring_loop::faulty_result(const op_slot& s, int32_t res) noexcept {
+  // Only ops whose cancel was requested (dropped ones included) or whose
+  // waiter is gone: the races the faults get wrong.
+  if (res < 0 || (!s.cancel_sent && s.waiter != nullptr)) return res;
+  if (faulty(uring_fault::leak_accepted_fd) && s.kind == op_kind::accept) {
+    // The connection is forgotten: not delivered, not closed.
+    return -ECANCELED;
+  }
+  if (faulty(uring_fault::drop_raced_success) && s.cancel_sent) {
+    discard_result(s.kind, res);  // the success is thrown away (an accepted fd closed)
+    return -ECANCELED;
+  }
+  return res;
+}
+
+void uring_loop::on_link_timeout_cqe(const io_uring_cqe& c) noexcept {
+  if (link_timeouts_in_flight_ > 0) --link_timeouts_in_flight_;
+  // Never the op's result: -ETIME (it fired and cancelled the op, which
+  // reports through its own CQE), -ECANCELED (the op ended first)...
+  const op_id id{c.user_data};
+  op_slot* s = lookup(op_id::make(id.slot(), id.gen() & ~link_timeout_bit));
+  if (s != nullptr && s->in_kernel && s->waiter != nullptr && !s->settled)
+    on_early_cqe(*s, early_cqe::link_timeout, c.res);
+}
+
+// ---------------------------------------------------- multishot recv ----
+
+int32_t uring_loop::setup_buf_ring(op_slot& s) noexcept {
+  const auto n = uint32_t(std::min(s.provided.size(), buffer_group::max_size));
+  uint32_t entries = 1;
+  while (entries < n) entries *= 2;
+  uint16_t bgid;
+  if (!free_bgids_.empty()) {
+    bgid = free_bgids_.back();
+    free_bgids_.pop_back();
+  } else if (next_bgid_ <= UINT16_MAX) {
+    bgid = uint16_t(next_bgid_++);
+  } else {
+    return -ENOBUFS;
+  }
+  // The ring the kernel picks buffers from: shared memory, page-aligned.
+  const size_t bytes = round_up(entries * sizeof(io_uring_buf), page_size());
+  meters::count_syscall();
+  void* mem = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) {
+    free_bgids_.push_back(bgid);  // reserved: never allocates beyond what was popped
+    return -ENOMEM;
+  }
+  auto* br = static_cast<io_uring_buf_ring*>(mem);
+  io_uring_buf_reg reg{};
+  reg.ring_addr = reinterpret_cast<uint64_t>(br);
+  reg.ring_entries = entries;
+  reg.bgid = bgid;
+  meters::count_syscall();
+  if (const int r = io_uring_register_buf_ring(&ring_.native(), &reg, 0); r < 0) {
+    meters::count_syscall();
+    ::munmap(mem, bytes);
+    try {
+      free_bgids_.push_back(bgid);
+    } catch (...) {
+    }
+    return r;
+  }
+  s.br = br;
+  s.br_bytes = bytes;
+  s.bgid = bgid;
+  s.provided_count = n;
+  io_uring_buf_ring_init(br);
+  const int mask = io_uring_buf_ring_mask(entries);
+  for (uint32_t i = 0; i < n; ++i) {
+    buffer& b = s.provided[i];
+    const auto len = uint32_t(std::min<size_t>(b.capacity(), s.len != 0 ? s.len : b.capacity()));
+    io_uring_buf_ring_add(br, b.data(), len, uint16_t(i), mask, int(i));
+    // Lent to the kernel from now until a CQE hands it out, or the ring goes.
+    const byte_range r[1] = {{b.data(), len}};
+    ledger_.on_submit(provided_key(s.index, i), op_kind::recv, r);
+    lends_.lend_provided(s.index, &s, i, b.data(), len);  // sanitizer builds (harness/sanitize.hpp)
+  }
+  io_uring_buf_ring_advance(br, int(n));
+  return 0;
+}
+
+void uring_loop::release_buf_ring(op_slot& s) noexcept {
+  if (s.br == nullptr) return;
+  lends_.end_provided(s.index, s.provided);  // sanitizer builds: the ring's buffers are the slot's again
+  // Unknown keys (ids handed out already) are ignored.
+  for (uint32_t i = 0; i < s.provided_count; ++i) ledger_.on_final(provided_key(s.index, i));
+  if (ring_.is_open()) {
+    meters::count_syscall();
+    io_uring_unregister_buf_ring(&ring_.native(), s.bgid);
+  }
+  meters::count_syscall();
+  ::munmap(s.br, s.br_bytes);
+  s.br = nullptr;
+  s.provided_count = 0;
+  try {
+    free_bgids_.push_back(s.bgid);
+  } catch (...) {
+  }
+}
+
+void uring_loop::on_multishot_cqe(op_slot& s, const io_uring_cqe& c) noexcept {
+  buffer b;
+  if ((c.flags & IORING_CQE_F_BUFFER) != 0) {
+    const uint32_t bid = c.flags >> IORING_CQE_BUFFER_SHIFT;
+    ledger_.on_final(provided_key(s.index, bid));
+    if (bid < s.provided.size()) b = std::move(s.provided[bid]);
+    // Sanitizer builds: the kernel wrote c.res bytes into it and hands it out now.
+    lends_.give_back_provided(s.index, &s, bid, c.res, b.valid());
+    count_kernel_copy(op_kind::recv, c.res);
+  }
+  if ((c.flags & IORING_CQE_F_MORE) != 0) {
+    // b is the waiter's now; without one (dropped, or completed early) it
+    // goes back to its pool.
+    if (s.waiter != nullptr && !s.settled) s.waiter->on_more({c.res, c.flags, std::move(b)});
+    return;
+  }
+  s.in_kernel = false;
+  --in_kernel_;
+  release_buf_ring(s);
+  if (s.settled) {
+    // Completed early (uring-raw's cancel): the buffers went back then.
+    return_unused(s.provided, nullptr);
+    if (!s.queued) free_slot(s);
+    return;
+  }
+  return_unused(s.provided, s.waiter != nullptr ? s.group : nullptr);
+  s.buf = std::move(b);  // a final CQE may carry one last receive
+  finish(s, c.res, c.flags);
 }
 
 void uring_loop::finish(op_slot& s, int32_t res, uint32_t flags) noexcept {
@@ -365,6 +690,12 @@ void uring_loop::deliver_ready() noexcept {
     buffer b = std::move(s.buf);
     const int32_t res = s.res;
     const op_kind kind = s.kind;
+    if (kind == op_kind::recv_multishot) {
+      // The group's buffers go back with the completion — while the kernel
+      // may still pick them if it holds the op (uring-raw's early cancel).
+      if (!s.in_kernel) release_buf_ring(s);
+      return_unused(s.provided, w != nullptr ? s.group : nullptr);
+    }
     if (!s.in_kernel) free_slot(s);  // else it stays until its CQE, which is ignored
     if (w != nullptr) w->on_complete({res, 0, std::move(b)});
     else discard_result(kind, res);
@@ -473,6 +804,19 @@ void uring_loop::teardown() noexcept {
   //    drop() their ops (uring-owned: graveyard; uring-raw: buffer freed now).
   tasks_.destroy_live();
 
+  if (faulty(uring_fault::teardown_in_flight)) {
+    // Test-only fault: neither cancel nor drain. The buffers of ops still in
+    // the kernel go back to the pool while it holds them; the ring exits
+    // with the ops in flight.
+    for (uint32_t i = 0; i < capacity_; ++i) {
+      op_slot& s = slot(i);
+      if (s.in_use && s.in_kernel) s.buf.reset();
+    }
+    ring_.close();
+    ledger_.unwatch();
+    return;
+  }
+
   // 2. Cancel everything the kernel still holds; ops still waiting for an SQE
   //    settle -ECANCELED.
   for (uint32_t i = 0; i < capacity_; ++i) {
@@ -484,7 +828,7 @@ void uring_loop::teardown() noexcept {
   // 3. Drain every CQE, bounded in time. Waiters still attached (ops issued
   //    outside any task) get their one completion.
   const auto until = clock_type::now() + options_.teardown_budget;
-  while (in_kernel_ > 0 || cancels_in_flight_ > 0) {
+  while (in_kernel_ > 0 || cancels_in_flight_ > 0 || link_timeouts_in_flight_ > 0) {
     flush_backlog();
     deliver_ready();
     const auto now = clock_type::now();
@@ -504,6 +848,9 @@ void uring_loop::teardown() noexcept {
     for (uint32_t i = 0; i < capacity_; ++i) {
       op_slot& s = slot(i);
       if (s.in_use && s.in_kernel && s.buf) keep_forever(std::move(s.buf));
+      if (s.in_use && s.in_kernel)
+        for (auto& b : s.provided)
+          if (b) keep_forever(std::move(b));
     }
   }
 

@@ -22,6 +22,20 @@
 // reap (count_kernel_copy), whoever takes the result; a result nobody takes
 // goes through discard_result() (an accepted fd is closed).
 //
+// Newer ops, each ending only with the op's OWN final CQE:
+// - op.deadline_ns: the op's SQE carries IOSQE_IO_LINK and is followed by an
+//   IORING_OP_LINK_TIMEOUT whose user_data is the op's id with
+//   link_timeout_bit in the generation; its CQE (-ETIME, -ECANCELED...) is
+//   never the op's result (on_early_cqe lets a backend misuse it).
+// - send_zc: IORING_OP_SEND_ZC; the first CQE (F_MORE) carries the result,
+//   the notification (F_NOTIF) ends the op and hands the buffer back; its
+//   IORING_NOTIF_USAGE_ZC_COPIED bit decides the kernel-copy count. A socket
+//   without zero copy (-EOPNOTSUPP: AF_UNIX) gets the op reissued as a send.
+// - recv_multishot: the op's buffer_group goes into a registered provided-
+//   buffer ring (one per op, unregistered at the final CQE); each CQE with
+//   F_MORE hands its buffer to the waiter's on_more; the ledger holds every
+//   provided buffer until a CQE hands it out or the ring goes.
+//
 // Single-threaded: every call comes from the thread that runs the loop.
 #pragma once
 
@@ -31,17 +45,53 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "harness/backend.hpp"
+#include "harness/buffer_group.hpp"
 #include "harness/ledger.hpp"
 #include "harness/ring.hpp"
+#include "harness/sanitize.hpp"
 #include "harness/task_set.hpp"
 
 namespace ringside {
 
+// TEST-ONLY fault switches. Each breaks uring-owned's buffer contract in
+// exactly one way, so the safety suite can show that the detector meant for
+// that bug catches it (issue 3's acceptance; tests/safety/faults_test.cpp).
+// uring-owned reads them from the environment variable RINGSIDE_FAULT (a
+// comma list of the names below) when it is constructed; uring-raw never sets
+// them. A real run never has RINGSIDE_FAULT set.
+enum class uring_fault : uint32_t {
+  // The target's buffer goes back to the pool at its ASYNC_CANCEL's own CQE,
+  // not at the target's final CQE (caught by the ledger).
+  release_on_cancel_cqe = 1u << 0,
+  // A target whose cancel was requested and whose own CQE is a success
+  // completes -ECANCELED: the success is dropped (an accepted fd is closed).
+  drop_raced_success = 1u << 1,
+  // An accept that completes after its op was cancelled or dropped is neither
+  // delivered nor closed: the fd leaks.
+  leak_accepted_fd = 1u << 2,
+  // Slot reuse does not bump the generation: ids repeat (ABA).
+  no_generation = 1u << 3,
+  // Teardown neither cancels nor drains: the ring is closed and the buffers
+  // go back to the pool with their ops in flight.
+  teardown_in_flight = 1u << 4,
+};
+// "release-on-cancel-cqe", ... (the RINGSIDE_FAULT names).
+std::string_view to_string(uring_fault f) noexcept;
+// Parses a comma list of fault names into a mask of uring_fault bits ("" is
+// 0). Throws std::invalid_argument, naming the valid switches, for an
+// unknown name.
+uint32_t parse_uring_faults(std::string_view list);
+// RINGSIDE_FAULT parsed (0 when unset); throws like parse_uring_faults.
+uint32_t uring_faults_from_env();
+
 struct uring_loop_options {
   ring_options ring;
+  // Mask of uring_fault bits: TEST-ONLY (see uring_fault). 0 in every real run.
+  uint32_t faults = 0;
   // Registers the attached pool as fixed buffers; read/write of its buffers
   // then use IORING_OP_READ_FIXED / WRITE_FIXED. Falls back to plain ops if
   // registration fails (e.g. RLIMIT_MEMLOCK).
@@ -76,6 +126,14 @@ class uring_loop : public backend {
   // teardown(); what it finds (ledger violations of drops it caused, ops the
   // kernel never gave back) is reported by collect_violations() afterwards.
   void shutdown() noexcept override { teardown(); }
+  // The next `count` kernel submits fail with -err (EAGAIN or EBUSY) without
+  // entering; the SQEs stay queued and ops that got none wait in the backlog,
+  // buffers and all, until a submit succeeds (ring::inject_submit_failures).
+  int inject_submit_failures(int err, uint32_t count) noexcept override {
+    if (err != EAGAIN && err != EBUSY) return -EINVAL;
+    ring_.inject_submit_failures(err, count);
+    return 0;
+  }
   void collect_violations(std::vector<violation>& out) override;
 
   // For tests and tools.
@@ -106,6 +164,21 @@ class uring_loop : public backend {
     bool queued = false;          // in the ready queue
     bool cancel_sent = false;
     __kernel_timespec ts{};       // timeout: the kernel reads it after submit
+    __kernel_timespec deadline_ts{};  // op.deadline_ns as the linked timeout's; read at submit
+    uint64_t deadline_ns = 0;     // 0: no linked timeout
+    bool force_async = false;     // op.force_async: IOSQE_ASYNC
+    bool wait_all = false;        // op.wait_all: send with MSG_WAITALL
+    int32_t first_res = 0;        // send_zc: the send's result (first CQE), delivered at the notification
+    bool zc_plain = false;        // send_zc refused (-EOPNOTSUPP, e.g. AF_UNIX): reissued as a plain send
+    // recv_multishot: the group's buffers, by buffer id, while the op (or the
+    // kernel's ring) holds them; the group to give the unused ones back to;
+    // the provided-buffer ring the kernel picks them from.
+    std::vector<buffer> provided;
+    buffer_group* group = nullptr;
+    io_uring_buf_ring* br = nullptr;
+    size_t br_bytes = 0;
+    uint32_t provided_count = 0;
+    uint16_t bgid = 0;
     socklen_t addrlen = 0;
     sockaddr_storage addr{};      // connect: a copy; the caller's may die with its frame
   };
@@ -125,6 +198,24 @@ class uring_loop : public backend {
   void complete_early(op_slot& s, int32_t res) noexcept;
   // The waiter is gone: never call it again.
   static void detach(op_slot& s) noexcept { s.waiter = nullptr; }
+  // Hands the op's completion (res, with its buffer) to its waiter NOW, from
+  // inside the reap, while the kernel still holds the op: its final CQE,
+  // when it comes, is ignored. Only for on_early_cqe (uring-raw): a waiter
+  // that reuses the buffer at once does so before that CQE is processed.
+  void complete_now(op_slot& s, int32_t res) noexcept;
+
+  // CQEs that arrive before an op's final one, on an op that still owes its
+  // waiter a completion. The op ends only with its own final CQE; a backend
+  // may override this to end it earlier (uring-raw's unsound contract).
+  enum class early_cqe : uint8_t {
+    link_timeout,  // the op's linked timeout ended: res -ETIME (fired), -ECANCELED (op done first)...
+    zc_sent,       // send_zc's first CQE (IORING_CQE_F_MORE): res = bytes sent; the notification follows
+  };
+  virtual void on_early_cqe(op_slot& s, early_cqe what, int32_t res) noexcept {
+    (void)s;
+    (void)what;
+    (void)res;
+  }
 
   // Destroys remaining task frames (their awaiters call drop(), so this must
   // run while the derived backend still exists: every derived destructor calls
@@ -142,6 +233,11 @@ class uring_loop : public backend {
   static constexpr uint32_t npos = ~0u;
 
   op_slot& slot(uint32_t i) noexcept { return chunks_[i >> chunk_bits][i & (chunk_size - 1)]; }
+  // A test-only fault switch (uring_fault) is on.
+  [[nodiscard]] bool faulty(uring_fault f) const noexcept { return (options_.faults & uint32_t(f)) != 0; }
+  // The result faults (drop_raced_success, leak_accepted_fd) applied to an
+  // op's own final result; res unchanged when they are off.
+  int32_t faulty_result(const op_slot& s, int32_t res) noexcept;
   op_slot* lookup(op_id id) noexcept;
   uint32_t alloc_slot() noexcept;
   void free_slot(op_slot& s) noexcept;
@@ -149,6 +245,10 @@ class uring_loop : public backend {
 
   int32_t fill(op_slot& s, op&& o) noexcept;  // 0 or -errno for an op that cannot be issued
   bool prep(op_slot& s) noexcept;             // false: no SQE now (backlog)
+  void on_link_timeout_cqe(const io_uring_cqe& c) noexcept;
+  void on_multishot_cqe(op_slot& s, const io_uring_cqe& c) noexcept;
+  int32_t setup_buf_ring(op_slot& s) noexcept;  // 0 or -errno
+  void release_buf_ring(op_slot& s) noexcept;
   bool send_cancel(op_slot& s) noexcept;      // false: no SQE now
   void settle(op_slot& s, int32_t res) noexcept;
   void finish(op_slot& s, int32_t res, uint32_t flags) noexcept;
@@ -172,8 +272,15 @@ class uring_loop : public backend {
   uint32_t ready_tail_ = npos;
   size_t in_kernel_ = 0;
   size_t cancels_in_flight_ = 0;
+  std::vector<uint16_t> free_bgids_;  // provided-buffer group ids to reuse
+  uint32_t next_bgid_ = 0;
+  size_t link_timeouts_in_flight_ = 0;  // their CQEs name no memory, but teardown drains them too
   std::vector<op_id> backlog_;         // ops waiting for an SQE (SQ full and submit failed)
   std::vector<op_id> cancel_backlog_;  // cancels waiting for an SQE
+
+  // Sanitizer builds: ASan poisoning and TSan kernel fibers of lent ranges
+  // (harness/sanitize.hpp); empty otherwise.
+  [[no_unique_address]] sanitize::kernel_lends lends_;
 
   task_set tasks_;
   uint32_t busy_passes_ = 0;  // loop passes in a row that found user work and did not wait

@@ -39,6 +39,7 @@
 #include "harness/buffer.hpp"
 #include "harness/io.hpp"
 #include "harness/op.hpp"
+#include "harness/sanitize.hpp"
 #include "harness/task.hpp"
 #include "harness/unique_fd.hpp"
 #include "harness/violation.hpp"
@@ -95,6 +96,8 @@ class backend : public testing::TestWithParam<std::string> {
       const std::string why = info->unavailable_reason();
       if (!why.empty()) GTEST_SKIP() << GetParam() << " unavailable here: " << why;
     }
+    if (sanitize::lends_checked && info->make({})->caps().contract == buffer_contract::borrowed_unsound)
+      GTEST_SKIP() << sanitize::lends_checked_skip;
   }
 };
 

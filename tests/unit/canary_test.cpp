@@ -14,6 +14,7 @@
 #include "harness/backend.hpp"
 #include "harness/buffer.hpp"
 #include "harness/io.hpp"
+#include "harness/sanitize.hpp"
 #include "harness/unique_fd.hpp"
 
 namespace ringside {
@@ -92,6 +93,8 @@ std::vector<violation> drop_pending_recv_then_send(const char* backend_name, boo
   const auto* info = find_backend(backend_name);
   if (!info) return {{"missing", backend_name}};
   if (info->unavailable_reason && !info->unavailable_reason().empty()) return {{"skip", info->unavailable_reason()}};
+  if (sanitize::lends_checked && info->make({})->caps().contract == buffer_contract::borrowed_unsound)
+    return {{"skip", sanitize::lends_checked_skip}};
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return {{"setup", "socketpair"}};
   unique_fd a(sv[0]), b(sv[1]);

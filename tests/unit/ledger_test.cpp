@@ -13,6 +13,7 @@
 #include "harness/buffer.hpp"
 #include "harness/io.hpp"
 #include "harness/meters.hpp"
+#include "harness/sanitize.hpp"
 #include "harness/sys.hpp"
 #include "harness/task.hpp"
 #include "harness/uring_loop.hpp"
@@ -236,6 +237,7 @@ task<> drop_pending_recv(backend& be, buffer_pool& pool, int fd, size_t* availab
 
 TEST(ledger_backends, uring_raw_drop_trips_the_ledger) {
   RINGSIDE_REQUIRE_URING();
+  if (sanitize::lends_checked) GTEST_SKIP() << sanitize::lends_checked_skip;
   backend_run r("uring-raw");
   size_t available = 0;
   r.be->spawn(drop_pending_recv(*r.be, r.pool, r.sp.b.get(), &available));
@@ -277,6 +279,7 @@ task<> cancel_then_release(backend& be, buffer_pool& pool, int fd, int32_t* res)
 
 TEST(ledger_backends, uring_raw_cancel_then_release_trips_the_ledger) {
   RINGSIDE_REQUIRE_URING();
+  if (sanitize::lends_checked) GTEST_SKIP() << sanitize::lends_checked_skip;
   backend_run r("uring-raw");
   int32_t res = 0;
   r.be->spawn(cancel_then_release(*r.be, r.pool, r.sp.b.get(), &res));
@@ -300,6 +303,7 @@ TEST(ledger_backends, uring_owned_cancel_then_release_is_clean) {
 
 TEST(ledger_backends, uring_raw_teardown_with_op_in_flight_trips_the_ledger) {
   RINGSIDE_REQUIRE_URING();
+  if (sanitize::lends_checked) GTEST_SKIP() << sanitize::lends_checked_skip;
   // A hang: the task waits on a recv forever; the watchdog ends the run and
   // shutdown() tears the loop down. The violation is recorded at the frame's
   // destruction (the ledger must not crash or hang doing so) and collected

@@ -21,6 +21,7 @@
 
 #include "harness/io.hpp"
 #include "harness/meters.hpp"
+#include "harness/sanitize.hpp"
 #include "harness/sys.hpp"
 #include "harness/task.hpp"
 #include "tests/unit/uring_test_util.hpp"
@@ -71,6 +72,8 @@ class uring_loop_test : public ::testing::TestWithParam<std::string> {
     RINGSIDE_REQUIRE_URING();
     be_ = test::make_backend(GetParam());
     ASSERT_NE(be_, nullptr);
+    if (sanitize::lends_checked && be_->caps().contract == buffer_contract::borrowed_unsound)
+      GTEST_SKIP() << sanitize::lends_checked_skip;
     be_->attach_pool(pool_);
   }
   backend& be() { return *be_; }
