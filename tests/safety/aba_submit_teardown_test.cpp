@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 
+#include "tests/safety/verdict_util.hpp"
 #include "harness/backend.hpp"
 #include "harness/runner.hpp"
 #include "harness/scenario.hpp"
@@ -46,12 +47,6 @@ const cell k_cells[] = {
     {"cancel.teardown", "uring-owned", "clean"},
     {"cancel.teardown", "uring-raw", "ledger,canary"},
 };
-
-std::string describe(const run_result& r) {
-  std::string s = r.verdict;
-  for (const auto& v : r.violations) s += "\n  " + v.kind + " [" + v.op + "] [" + v.range + "]: " + v.detail;
-  return s;
-}
 
 class faults_scenarios : public testing::TestWithParam<cell> {};
 

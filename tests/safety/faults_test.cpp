@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/safety/verdict_util.hpp"
 #include "harness/backend.hpp"
 #include "harness/exactly_once.hpp"
 #include "harness/io.hpp"
@@ -41,13 +42,6 @@ struct fault_env {
   fault_env(const fault_env&) = delete;
   fault_env& operator=(const fault_env&) = delete;
 };
-
-std::string describe(const run_result& r) {
-  std::string s = r.verdict;
-  for (const auto& v : r.violations)
-    s += "\n  [" + std::string(detector_of(v.kind)) + "] " + v.kind + " [" + v.op + "] [" + v.range + "]: " + v.detail;
-  return s;
-}
 
 bool names_detector(const run_result& r, std::string_view detector) {
   return std::any_of(r.violations.begin(), r.violations.end(),

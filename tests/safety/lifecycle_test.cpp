@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/safety/verdict_util.hpp"
 #include "harness/backend.hpp"
 #include "harness/ring.hpp"
 #include "harness/runner.hpp"
@@ -70,12 +71,6 @@ const cell k_cells[] = {
     {"cancel.frame_drop", "uring-owned", "clean"},
     {"cancel.frame_drop", "uring-raw", "ledger,canary"},
 };
-
-std::string describe(const run_result& r) {
-  std::string s = r.verdict;
-  for (const auto& v : r.violations) s += "\n  " + v.kind + " [" + v.op + "] [" + v.range + "]: " + v.detail;
-  return s;
-}
 
 class lifecycle : public testing::TestWithParam<cell> {};
 

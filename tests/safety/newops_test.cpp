@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tests/safety/verdict_util.hpp"
 #include "harness/backend.hpp"
 #include "harness/runner.hpp"
 #include "harness/scenario.hpp"
@@ -58,12 +59,6 @@ const cell k_cells[] = {
     // them and nobody gets them (ring_buffer_leak, stream_integrity).
     {"cancel.multishot_recv", "uring-raw", "ring_buffer_leak,stream_integrity,ledger"},
 };
-
-std::string describe(const run_result& r) {
-  std::string s = r.verdict;
-  for (const auto& v : r.violations) s += "\n  " + v.kind + " [" + v.op + "] [" + v.range + "]: " + v.detail;
-  return s;
-}
 
 class newops : public testing::TestWithParam<cell> {};
 

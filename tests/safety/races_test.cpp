@@ -24,6 +24,7 @@
 #include <string>
 #include <string_view>
 
+#include "tests/safety/verdict_util.hpp"
 #include "harness/backend.hpp"
 #include "harness/runner.hpp"
 #include "harness/scenario.hpp"
@@ -80,12 +81,6 @@ std::set<std::string> kinds_of(const std::string& verdict) {
   std::stringstream in(verdict);
   for (std::string k; std::getline(in, k, ',');) out.insert(k);
   return out;
-}
-
-std::string describe(const run_result& r) {
-  std::string s = r.verdict;
-  for (const auto& v : r.violations) s += "\n  " + v.kind + " [" + v.op + "] [" + v.range + "]: " + v.detail;
-  return s;
 }
 
 class races_scenarios : public testing::TestWithParam<cell> {};
