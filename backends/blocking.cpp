@@ -294,7 +294,8 @@ class engine final : public std::enable_shared_from_this<engine> {
     }
     const op_id id = op_id::make(s->index, gen);
     w->on_started(id);
-    int32_t res = arm_deadline(*s, o);
+    // No thread but the stream's own can issue its op (caps.submitter_can_exit).
+    int32_t res = o.submitter_exits ? -EOPNOTSUPP : arm_deadline(*s, o);
     if (res == 0) res = o.kind == op_kind::recv_multishot ? recv_multishot(o, *s, w) : perform(o, *s);
     disarm_deadline(*s);
     {

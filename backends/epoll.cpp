@@ -437,6 +437,8 @@ class epoll_backend final : public backend {
     if (o.deadline_ns != 0)
       s.deadline = clock_type::now() + std::chrono::nanoseconds(std::min<uint64_t>(o.deadline_ns, uint64_t(INT64_MAX) / 2));
     if (const int32_t err = payload_error(o); err != 0) return finish_in_submit(i, err);
+    // The loop thread issues every syscall (caps.submitter_can_exit is false).
+    if (o.submitter_exits) return finish_in_submit(i, -EOPNOTSUPP);
     switch (o.kind) {
       case op_kind::nop:
       case op_kind::fsync:

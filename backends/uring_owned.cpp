@@ -39,6 +39,8 @@ class uring_owned final : public uring_loop {
         .cancel_file_io = false,
         .holds_buffer_until_completion = true,
         .zero_copy_send = true,
+        // uring_loop's exiting-submitter ring (op.submitter_exits).
+        .submitter_can_exit = true,
     };
     return c;
   }

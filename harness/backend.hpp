@@ -40,6 +40,10 @@ struct backend_caps {
   bool holds_buffer_until_completion = false;
   bool fixed_buffers = false;           // uses the pool as registered buffers
   bool zero_copy_send = false;
+  // op.submitter_exits is honoured: the op is issued by a short-lived thread
+  // that exits while it is pending (cancel.thread_exit). Elsewhere such an op
+  // completes -EOPNOTSUPP.
+  bool submitter_can_exit = false;
 };
 
 using clock_type = std::chrono::steady_clock;

@@ -82,6 +82,13 @@ struct op {
   // far: cancel.partial_write). A hint: a backend that returns a short count
   // instead (a non-blocking send) still reports exactly what was sent.
   bool wait_all = false;
+  // Issue the op from a short-lived thread that exits while the op is pending
+  // (io_uring: that thread's io_uring_enter submits it, then it exits; the
+  // kernel then ends the op itself, with -ECANCELED that nobody asked for, at
+  // its next wakeup: cancel.thread_exit). Only where caps.submitter_can_exit;
+  // elsewhere the op completes -EOPNOTSUPP. Slow (a thread per op): a safety
+  // hook, not a throughput path.
+  bool submitter_exits = false;
   // recv_multishot: the buffers it may fill (moved out of the group at
   // submit; the unused ones are moved back before the final completion).
   // Borrowed: must stay valid until this op's final completion.

@@ -12,6 +12,8 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <system_error>
+#include <thread>
 #include <utility>
 
 #include "harness/perform.hpp"
@@ -62,6 +64,13 @@ constexpr std::chrono::nanoseconds teardown_poll = std::chrono::milliseconds(100
 // completions; rare enough to cost nothing, often enough that no op waits
 // behind a busy stream for long.
 constexpr uint32_t busy_enter_every = 16;
+// 1 ms: the loop's longest wait while the exiting-submitter ring holds ops
+// (its completions wake nobody: see submitter_exits in the header). Such ops
+// exist only in the cancel.thread_exit safety scenario.
+constexpr std::chrono::nanoseconds exiting_ring_poll = std::chrono::milliseconds(1);
+// 64 SQEs: an exiting-submitter op and its cancel; the ring is submitted at
+// once after each, so it never fills.
+constexpr uint32_t exiting_ring_entries = 64;
 
 // A buffer the kernel may still write into after teardown: never handed back
 // to its pool, kept reachable (so leak checkers do not flag a deliberate
@@ -267,6 +276,8 @@ op_id uring_loop::submit(op&& o, op_waiter* w) noexcept {
   w->on_started(id);
   if (const int32_t err = fill(s, std::move(o)); err != 0) {
     settle(s, err);
+  } else if (s.exiting_ring) {
+    if (const int32_t err = submit_from_exiting_thread(s); err != 0) settle(s, err);
   } else if (!prep(s)) {
     // No SQE (SQ full and the kernel refused a submit): keep the op, buffer
     // and all, and issue it after the next reap.
@@ -288,10 +299,13 @@ int32_t uring_loop::fill(op_slot& s, op&& o) noexcept {
   s.deadline_ns = o.deadline_ns;
   s.force_async = o.force_async;
   s.wait_all = o.wait_all;
+  s.exiting_ring = o.submitter_exits;
   s.first_res = 0;
   s.zc_plain = false;
   if (s.kind == op_kind::recv_multishot) {
     s.buf = std::move(o.buf);
+    // Its provided-buffer ring is registered with ring_ only.
+    if (s.exiting_ring) return -EOPNOTSUPP;
     if (o.group == nullptr) return -EINVAL;
     s.group = o.group;
     s.group->swap_buffers(s.provided);  // every buffer of the group, ids 0..n-1
@@ -324,20 +338,21 @@ int32_t uring_loop::fill(op_slot& s, op&& o) noexcept {
 }
 
 bool uring_loop::prep(op_slot& s) noexcept {
+  ring& r = ring_of(s);
   const uint64_t ud = op_id::make(s.index, s.gen).value;
   // The subrange the op moves is what the kernel holds (and the ledger records).
   std::byte* data = s.buf.data() + s.buf_offset;
   const byte_range lent[1] = {{data, s.len}};
   const std::span<const byte_range> ranges = moves_payload(s.kind) ? std::span<const byte_range>(lent)
                                                                    : std::span<const byte_range>();
-  const bool fixed = use_fixed_ && ring_.is_fixed(s.buf);
+  const bool fixed = use_fixed_ && r.is_fixed(s.buf);
   // A linked timeout must go into the SQ right behind its op, or IO_LINK
   // would chain the op to whatever SQE comes next: make room for both now
   // (the SQ is submitted when full, so both fit without a submit between).
   const bool linked = s.deadline_ns != 0;
-  if (linked && io_uring_sq_space_left(&ring_.native()) < 2 && ring_.submit() < 0) return false;
+  if (linked && io_uring_sq_space_left(&r.native()) < 2 && r.submit() < 0) return false;
   // The caller's buffer pointer goes straight into the SQE: zero copies.
-  const bool ok = ring_.prepare(ud, s.kind, ranges, [&](io_uring_sqe* sqe) {
+  const bool ok = r.prepare(ud, s.kind, ranges, [&](io_uring_sqe* sqe) {
     switch (s.kind) {
       case op_kind::nop: io_uring_prep_nop(sqe); break;
       case op_kind::read:
@@ -381,16 +396,57 @@ bool uring_loop::prep(op_slot& s) noexcept {
   if (!ok) return false;
   s.in_kernel = true;
   ++in_kernel_;
+  if (s.exiting_ring) ++exiting_in_kernel_;
   // Sanitizer builds: the range is the kernel's now (harness/sanitize.hpp).
   if (moves_payload(s.kind)) lends_.lend(s.index, &s, data, s.len);
   if (linked) {
     // Cannot fail: room for it was made above.
     const uint64_t tag = op_id::make(s.index, s.gen | link_timeout_bit).value;
-    if (ring_.prepare(tag, op_kind::timeout, {},
-                      [&](io_uring_sqe* sqe) { io_uring_prep_link_timeout(sqe, &s.deadline_ts, 0); }))
+    if (r.prepare(tag, op_kind::timeout, {},
+                  [&](io_uring_sqe* sqe) { io_uring_prep_link_timeout(sqe, &s.deadline_ts, 0); }))
       ++link_timeouts_in_flight_;
   }
   return true;
+}
+
+int32_t uring_loop::submit_from_exiting_thread(op_slot& s) noexcept {
+  if (!exiting_ring_) {
+    try {
+      ring_options o;
+      o.entries = exiting_ring_entries;
+      // Neither SINGLE_ISSUER nor DEFER_TASKRUN: a thread other than the
+      // loop's submits, and completions must not wait for it to enter again.
+      exiting_ring_ = std::make_unique<ring>(o);
+      exiting_ring_->set_ledger(&ledger_);
+    } catch (const std::system_error& e) {
+      return -e.code().value();
+    } catch (...) {
+      return -ENOMEM;
+    }
+  }
+  if (!prep(s)) return -EAGAIN;  // cannot happen: the ring is submitted after every SQE
+  // The SQE is filled; a thread made for it enters the kernel and exits.
+  // Joined at once: the op is pending and its submitter gone when this
+  // returns. Thread start and join order the loop's SQE writes before the
+  // enter and the enter before anything the loop does next.
+  int rc = -EAGAIN;
+  try {
+    std::thread t([&rc, &r = exiting_ring_->native()] { rc = io_uring_submit(&r); });
+    t.join();
+  } catch (const std::system_error& e) {
+    rc = -e.code().value();
+  }
+  meters::count_syscall();
+  if (rc < 0) {
+    // The SQE is queued and in the ledger already: submit it from the loop,
+    // so the op still ends with its CQE, and say that this op did not lose
+    // its submitter.
+    const int again = exiting_ring_->submit();
+    note("uring_internal", fmt::format("op {:#x}: the exiting submitter could not enter ({}); the loop submitted "
+                                       "it instead ({})",
+                                       op_id::make(s.index, s.gen).value, rc, again));
+  }
+  return 0;
 }
 
 // --------------------------------------------------------------- cancel ----
@@ -413,7 +469,7 @@ void uring_loop::request_cancel(op_slot& s) noexcept {
 
 bool uring_loop::send_cancel(op_slot& s) noexcept {
   const uint64_t target = op_id::make(s.index, s.gen).value;
-  const bool ok = ring_.prepare(cancel_tag(s.index), op_kind::nop, {},
+  const bool ok = ring_of(s).prepare(cancel_tag(s.index), op_kind::nop, {},
                                 [&](io_uring_sqe* sqe) { io_uring_prep_cancel64(sqe, target, 0); });
   if (ok) ++cancels_in_flight_;
   return ok;
@@ -476,6 +532,7 @@ void uring_loop::on_cqe(const io_uring_cqe& c) noexcept {
   }
   s.in_kernel = false;
   --in_kernel_;
+  if (s.exiting_ring) --exiting_in_kernel_;
   // Sanitizer builds: the kernel is done with the range; the loop consumes
   // this CQE for the buffer's holder only if the slot still holds it.
   lends_.give_back(s.index, &s,
@@ -707,6 +764,14 @@ void uring_loop::reap_all() noexcept {
   // At most one CQ's worth per call: on_cqe's waiters may submit ops that
   // complete at once, and the loop must get back to its deadline check.
   ring_.reap([this](const io_uring_cqe& c) { on_cqe(c); }, ring_.cq_entries());
+  if (exiting_ring_) reap_exiting_ring();
+}
+
+void uring_loop::reap_exiting_ring() noexcept {
+  // Cancels the loop queued there (cancel()/drop() of its ops) go in now: the
+  // loop thread may enter this ring, it only may not be the op's submitter.
+  if (exiting_ring_->sq_pending() > 0) exiting_ring_->submit();
+  exiting_ring_->reap([this](const io_uring_cqe& c) { on_cqe(c); }, exiting_ring_->cq_entries());
 }
 
 void uring_loop::flush_backlog() noexcept {
@@ -749,6 +814,7 @@ int uring_loop::run(clock_type::time_point deadline) {
     tasks_.start_queued();
     flush_backlog();
     deliver_ready();
+    deliver_deferred();  // uring-bounce hook (uring_loop.hpp)
     if (tasks_.live() == 0) {
       // Cancels of dropped ops, issued by tasks that then ended.
       ring_.submit();
@@ -775,7 +841,7 @@ int uring_loop::run(clock_type::time_point deadline) {
     const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now);
     // Errors (-EBUSY/-EAGAIN with a full CQ backlog) leave the SQEs queued;
     // reaping makes room and the next pass retries.
-    ring_.submit_and_wait(std::min(left, max_wait));
+    ring_.submit_and_wait(std::min(left, exiting_in_kernel_ > 0 ? exiting_ring_poll : max_wait));
     reap_all();
   }
 }
@@ -812,6 +878,7 @@ void uring_loop::teardown() noexcept {
       op_slot& s = slot(i);
       if (s.in_use && s.in_kernel) s.buf.reset();
     }
+    if (exiting_ring_) exiting_ring_->close();
     ring_.close();
     ledger_.unwatch();
     return;
@@ -834,7 +901,7 @@ void uring_loop::teardown() noexcept {
     const auto now = clock_type::now();
     if (now >= until) break;
     const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(until - now);
-    ring_.submit_and_wait(std::min(left, teardown_poll));
+    ring_.submit_and_wait(std::min(left, exiting_ring_ ? exiting_ring_poll : teardown_poll));
     reap_all();
   }
   deliver_ready();
@@ -854,7 +921,8 @@ void uring_loop::teardown() noexcept {
     }
   }
 
-  // 4. Exit the ring, then stop watching the pool.
+  // 4. Exit the rings, then stop watching the pool.
+  if (exiting_ring_) exiting_ring_->close();
   ring_.close();
   ledger_.unwatch();
 }

@@ -35,8 +35,21 @@
 //   buffer ring (one per op, unregistered at the final CQE); each CQE with
 //   F_MORE hands its buffer to the waiter's on_more; the ledger holds every
 //   provided buffer until a CQE hands it out or the ring goes.
+// - op.submitter_exits (cancel.thread_exit): the op goes into a second ring,
+//   the "exiting-submitter ring", made without SINGLE_ISSUER/DEFER_TASKRUN
+//   (another task may enter it). The loop thread fills the SQE; a thread made
+//   for it calls io_uring_enter and exits; submit() joins it, so the op is
+//   pending, its submitter gone, when submit() returns. The kernel then ends
+//   the op itself (-ECANCELED at its next wakeup: the completion's task work
+//   cannot run in a task that has exited) and that CQE is its final one, like
+//   any other: the buffer stays with the op until then. cancel()/drop() of
+//   such an op send their ASYNC_CANCEL to that ring (a cancel only finds ops
+//   of its own ring); the loop reaps it every pass while it holds ops, and
+//   caps its wait at exiting_ring_poll then (no eventfd: a safety hook, not a
+//   throughput path).
 //
-// Single-threaded: every call comes from the thread that runs the loop.
+// Single-threaded: every call comes from the thread that runs the loop (the
+// exiting submitter only enters the kernel, while the loop thread waits).
 #pragma once
 
 #include <sys/socket.h>
@@ -168,6 +181,7 @@ class uring_loop : public backend {
     uint64_t deadline_ns = 0;     // 0: no linked timeout
     bool force_async = false;     // op.force_async: IOSQE_ASYNC
     bool wait_all = false;        // op.wait_all: send with MSG_WAITALL
+    bool exiting_ring = false;    // op.submitter_exits: in exiting_ring_, not ring_
     int32_t first_res = 0;        // send_zc: the send's result (first CQE), delivered at the notification
     bool zc_plain = false;        // send_zc refused (-EOPNOTSUPP, e.g. AF_UNIX): reissued as a plain send
     // recv_multishot: the group's buffers, by buffer id, while the op (or the
@@ -217,6 +231,15 @@ class uring_loop : public backend {
     (void)res;
   }
 
+  // ---- hook for uring-bounce (backends/uring_bounce.cpp): additive block ----
+  // Called by run() once per pass, right after the loop's own ready queue is
+  // delivered: a derived backend delivers completions it decided in cancel()
+  // (never from inside cancel() itself). It may look at ring_.enters() to
+  // know whether the loop has entered the kernel since it queued them.
+  // Default: nothing.
+  virtual void deliver_deferred() noexcept {}
+  // ---- end of the uring-bounce hook ----
+
   // Destroys remaining task frames (their awaiters call drop(), so this must
   // run while the derived backend still exists: every derived destructor calls
   // it first), cancels everything in flight, drains the CQEs (bounded by
@@ -245,6 +268,12 @@ class uring_loop : public backend {
 
   int32_t fill(op_slot& s, op&& o) noexcept;  // 0 or -errno for an op that cannot be issued
   bool prep(op_slot& s) noexcept;             // false: no SQE now (backlog)
+  // The ring the op's SQEs (its own, its cancel's) go to.
+  ring& ring_of(const op_slot& s) noexcept { return s.exiting_ring ? *exiting_ring_ : ring_; }
+  // op.submitter_exits: issues the filled slot from a thread that then exits
+  // (0), or -errno (the ring or the thread could not be had).
+  int32_t submit_from_exiting_thread(op_slot& s) noexcept;
+  void reap_exiting_ring() noexcept;
   void on_link_timeout_cqe(const io_uring_cqe& c) noexcept;
   void on_multishot_cqe(op_slot& s, const io_uring_cqe& c) noexcept;
   int32_t setup_buf_ring(op_slot& s) noexcept;  // 0 or -errno
@@ -262,6 +291,9 @@ class uring_loop : public backend {
   uring_loop_options options_;
   buffer_ledger ledger_;
   ring ring_;
+  // op.submitter_exits: made at the first such op; see the header comment.
+  std::unique_ptr<ring> exiting_ring_;
+  size_t exiting_in_kernel_ = 0;  // ops (and their cancels) that ring still holds
   buffer_pool* pool_ = nullptr;
   bool use_fixed_ = false;
 

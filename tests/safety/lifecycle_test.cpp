@@ -64,8 +64,8 @@ const cell k_cells[] = {
     {"cancel.fd_reuse", "uring-raw", "ledger"},
     {"cancel.thread_exit", "blocking", "unsupported"},
     {"cancel.thread_exit", "epoll", "unsupported"},
-    {"cancel.thread_exit", "uring-owned", "unsupported"},
-    {"cancel.thread_exit", "uring-raw", "unsupported"},
+    {"cancel.thread_exit", "uring-owned", "clean"},
+    {"cancel.thread_exit", "uring-raw", "ledger"},
     {"cancel.frame_drop", "blocking", "unsupported"},
     {"cancel.frame_drop", "epoll", "clean"},
     {"cancel.frame_drop", "uring-owned", "clean"},
@@ -123,8 +123,8 @@ INSTANTIATE_TEST_SUITE_P(cancel, lifecycle, testing::ValuesIn(k_cells), cell_nam
 // — leaving the bytes in the socket. This is the "unexpected -ECANCELED" a
 // backend must treat as a cancel, freeing the buffer only at that CQE. A
 // plain ring (no SINGLE_ISSUER, which would refuse the second thread's
-// submit): ringside's loops cannot lose their submitter, hence the
-// scenario's `unsupported` (scenarios/cancel_thread.cpp).
+// submit): what uring_loop's exiting-submitter ring does for op.submitter_exits
+// (harness/uring_loop.hpp), which scenarios/cancel_thread.cpp relies on.
 TEST(kernel_thread_exit, pending_recv_of_an_exited_submitter_completes_ecanceled) {
   if (auto why = uring_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
   io_uring ring;
