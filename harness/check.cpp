@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/parse.hpp"
+#include "harness/plugin.hpp"
 #include "harness/repro.hpp"
 #include "harness/results.hpp"
 
@@ -188,14 +189,18 @@ void settle(cell_state& c, const child& ch, int status) {
   c.done = true;
 }
 
-pid_t spawn_child(const check_options& o, const cell_state& c, child& ch) {
-  std::vector<std::string> args = {o.exe, "repro", "--backend", c.spec.backend, "--scenario", c.spec.scenario,
-                                   "--seed", fmt::format("{}", c.spec.seed)};
-  for (const auto& [k, v] : c.spec.args) {
+pid_t spawn_child(const std::string& exe, const repro_spec& spec, child& ch) {
+  std::vector<std::string> args = {exe, "repro", "--backend", spec.backend, "--scenario", spec.scenario,
+                                   "--seed", fmt::format("{}", spec.seed)};
+  // The plugin that provides the backend: the child is a fresh process.
+  for (const auto& p : spec.plugins) args.insert(args.end(), {"--plugin", p});
+  for (const auto& [k, v] : spec.args) {
     args.push_back("--" + k);
     args.push_back(v);
   }
-  args.insert(args.end(), {"--timeout", c.spec.timeout, "--json-out", ch.json_path});
+  if (spec.detectors != k_safety_detectors) args.insert(args.end(), {"--detectors", spec.detectors});
+  if (!spec.timeout.empty()) args.insert(args.end(), {"--timeout", spec.timeout});
+  args.insert(args.end(), {"--json-out", ch.json_path});
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -227,9 +232,9 @@ pid_t spawn_child(const check_options& o, const cell_state& c, child& ch) {
   envp.push_back(nullptr);
 
   pid_t pid = -1;
-  const int rc = ::posix_spawn(&pid, o.exe.c_str(), &fa, nullptr, argv.data(), envp.data());
+  const int rc = ::posix_spawn(&pid, exe.c_str(), &fa, nullptr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) throw std::system_error(rc, std::generic_category(), "posix_spawn " + o.exe);
+  if (rc != 0) throw std::system_error(rc, std::generic_category(), "posix_spawn " + exe);
   return pid;
 }
 
@@ -332,6 +337,7 @@ int run_check(const check_options& o) {
       c.spec.seed = o.seed;
       if (!o.iterations.empty()) c.spec.args.emplace_back("ops", o.iterations);
       c.spec.timeout = o.timeout;
+      if (const loaded_plugin* p = plugin_of(b->name)) c.spec.plugins.push_back(p->path);
       cells.push_back(std::move(c));
     }
 
@@ -361,7 +367,7 @@ int run_check(const check_options& o) {
       ch.cell = next++;
       ch.json_path = make_temp("json");
       ch.err_path = make_temp("err");
-      ch.pid = spawn_child(o, cells[ch.cell], ch);
+      ch.pid = spawn_child(o.exe, cells[ch.cell].spec, ch);
       ch.started = clock_type::now();
       running.push_back(std::move(ch));
     }
@@ -411,15 +417,36 @@ int run_check(const check_options& o) {
   // (capped: longer verdicts are listed in full below the table).
   std::vector<const cell_state*> mismatched, violating;
   std::vector<std::string> texts(cells.size());
+  // Cells of a backend this machine cannot run (io_uring refused by a
+  // seccomp profile or kernel.io_uring_disabled, RLIMIT_MEMLOCK, an old
+  // kernel) say nothing about the backend: shown "unavailable", not counted
+  // as mismatches, counted in the summary with the reason. A check in which
+  // every cell is unavailable exits 77, as run does.
+  size_t unavailable = 0;
+  std::string unavailable_why;
   for (size_t i = 0; i < cells.size(); ++i) {
     const cell_state& c = cells[i];
     if (!c.done) {
       texts[i] = "(not run)";
       continue;
     }
+    if (c.outcome.unsupported && c.backend->unavailable_reason) {
+      if (const std::string why = c.backend->unavailable_reason(); !why.empty()) {
+        texts[i] = "unavailable";
+        ++unavailable;
+        const std::string item = fmt::format("{}: {}", c.spec.backend, why);
+        if (unavailable_why.find(item) == std::string::npos)
+          unavailable_why += (unavailable_why.empty() ? "" : "; ") + item;
+        continue;
+      }
+    }
     const expectation* e = table.find(c.spec.scenario, c.spec.backend, build);
     static const expectation clean_expected{.clean = true, .text = "clean (no line in the table)"};
-    const bool ok = matches(e ? *e : clean_expected, c.outcome);
+    // A plugin backend the table does not know may also be unsupported
+    // where its caps say so (a scenario it cannot run has nothing to catch);
+    // the table still shows the cell as unsupported.
+    const bool ok = e ? matches(*e, c.outcome)
+                      : matches(clean_expected, c.outcome) || (c.outcome.unsupported && plugin_of(c.spec.backend));
     texts[i] = c.outcome.unsupported ? "unsupported" : c.outcome.verdict;
     if (!ok) {
       texts[i] = "!! " + texts[i];
@@ -477,9 +504,78 @@ int run_check(const check_options& o) {
     fmt::print("\nringside check: interrupted; {} of {} cells ran\n", finished, cells.size());
     return 130;
   }
-  fmt::print("\nringside check: {} of {} cells as expected{}\n", cells.size() - mismatched.size(), cells.size(),
+  fmt::print("\nringside check: {} of {} cells as expected{}{}\n", cells.size() - mismatched.size() - unavailable,
+             cells.size(), unavailable == 0 ? "" : fmt::format(", {} unavailable here ({})", unavailable, unavailable_why),
              mismatched.empty() ? "" : " -- FAILED");
-  return mismatched.empty() ? 0 : 1;
+  if (!mismatched.empty()) return 1;
+  return unavailable == cells.size() ? 77 : 0;
+}
+
+run_result result_of(const isolated_outcome& iso, const backend_info& b, const scenario_info& s, const params& p) {
+  run_result r;
+  r.backend = b.name;
+  r.scenario = s.name;
+  r.prm = p;
+  r.name = iso.row.value("name", fmt::format("{}/backend:{}", s.name, b.name));
+  r.verdict = iso.outcome.verdict;
+  r.violations = iso.violations;
+  if (!iso.wrote_result) {
+    r.measured = true;  // a verdict (crashed, hang...) with violations and a repro, no figures
+    return r;
+  }
+  const auto& row = iso.row;
+  r.measured = !row.value("error_occurred", false);
+  r.ops = row.value("iterations", uint64_t{0});
+  r.bytes = row.value("bytes", uint64_t{0});
+  r.wall_s = row.value("wall_s", 0.0);
+  const double ops = double(r.ops);
+  r.meter.syscalls = uint64_t(row.value("syscalls_per_op", 0.0) * ops + 0.5);
+  r.meter.allocs = uint64_t(row.value("allocs_per_op", 0.0) * ops + 0.5);
+  r.meter.user_copy_bytes = uint64_t(row.value("user_copy_bytes_per_op", 0.0) * ops + 0.5);
+  r.meter.kernel_copy_bytes = uint64_t(row.value("kernel_copy_bytes_per_op", 0.0) * ops + 0.5);
+  r.cpu.user_s = row.value("cpu_user_s", 0.0);
+  r.cpu.sys_s = row.value("cpu_sys_s", 0.0);
+  r.cpu.ctx_switches = row.value("ctx_switches", uint64_t{0});
+  // Each bucket's count at its lower bound: the quantiles come out the same.
+  for (const auto& bk : row.value("latency_buckets", nlohmann::json::array()))
+    for (uint64_t k = 0, n = bk.at(1).get<uint64_t>(); k < n; ++k) r.latency.record(bk.at(0).get<uint64_t>());
+  return r;
+}
+
+isolated_outcome run_isolated(const std::string& exe, const repro_spec& spec, double kill_after_s) {
+  child ch;
+  ch.json_path = make_temp("json");
+  ch.err_path = make_temp("err");
+  ch.pid = spawn_child(exe, spec, ch);
+  ch.started = clock_type::now();
+  const auto kill_after =
+      std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(kill_after_s));
+  int status = 0;
+  for (;;) {
+    const pid_t pid = ::waitpid(ch.pid, &status, WNOHANG);
+    if (pid == ch.pid) break;
+    if (pid < 0 && errno != EINTR) break;
+    // An interrupted run (SIGINT) or a child past its budget: kill it, then
+    // reap it on the next pass.
+    if (!ch.killed && (interrupted().load() || clock_type::now() - ch.started > kill_after)) {
+      ::kill(ch.pid, SIGKILL);
+      ch.killed = !interrupted().load();
+    }
+    // 5 ms: as run_check's poll.
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  cell_state c;
+  c.spec = spec;
+  settle(c, ch, status);
+  isolated_outcome out;
+  out.stderr_text = read_file(ch.err_path);
+  ::unlink(ch.json_path.c_str());
+  ::unlink(ch.err_path.c_str());
+  out.wrote_result = c.row.is_object();
+  out.row = out.wrote_result ? std::move(c.row) : error_row(c, 0);
+  out.outcome = std::move(c.outcome);
+  out.violations = std::move(c.violations);
+  return out;
 }
 
 }  // namespace ringside

@@ -17,7 +17,10 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "harness/backend.hpp"
+#include "harness/repro.hpp"
 #include "harness/scenario.hpp"
 
 namespace ringside {
@@ -35,7 +38,8 @@ struct expectation {
 // '#' starts a comment. A build column that is absent or "=" means the same
 // as release. Cells: `clean`, `unsupported`, or kinds separated by commas,
 // "?kind" for one that may or may not appear. A backend with no line for a
-// scenario is expected clean (plugins, new backends).
+// scenario is expected clean (new backends); a plugin's backend without a
+// line, clean or unsupported (where its caps say it cannot run a scenario).
 class expected_table {
  public:
   // Throws usage_error naming path:line for a malformed line.
@@ -78,6 +82,22 @@ struct check_options {
   std::string exe;  // this binary, for the children and the printed commands
   std::string exe_shown;  // how the printed commands name it (argv[0])
 };
+
+// Runs one cell in a child process (`exe repro ... --json-out`, the way
+// run_check runs every cell), so a crash, a sanitizer abort or a hang of the
+// backend costs the child, not the caller: `ringside run` runs the rows of
+// plugin backends this way. The child is killed after kill_after_s.
+struct isolated_outcome {
+  cell_outcome outcome;               // verdict and kinds (crashed, hang, asan... included)
+  std::vector<violation> violations;
+  nlohmann::json row;                 // the child's results row, or an error row when it wrote none
+  bool wrote_result = false;          // row is the child's own (it finished and measured)
+  std::string stderr_text;            // what the child printed on stderr
+};
+isolated_outcome run_isolated(const std::string& exe, const repro_spec& spec, double kill_after_s);
+// The child's outcome as a run_result (for run's table): its figures from the
+// row it wrote, or (crashed, hang) the verdict and violations alone.
+run_result result_of(const isolated_outcome& iso, const backend_info& b, const scenario_info& s, const params& p);
 
 // Runs the suite, prints the table and every mismatch / repro to stdout.
 // Returns 0 (all as expected), 1 (some cell differs), or 128 + signal.

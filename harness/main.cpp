@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <optional>
@@ -17,6 +18,7 @@
 #include "harness/backend.hpp"
 #include "harness/check.hpp"
 #include "harness/parse.hpp"
+#include "harness/plugin.hpp"
 #include "harness/repro.hpp"
 #include "harness/results.hpp"
 #include "harness/runner.hpp"
@@ -144,7 +146,7 @@ param_overrides parse_overrides(const run_args& a) {
   if (!a.verify.empty()) {
     if (a.verify == "sample") o.verify = verify_mode::sample;
     else if (a.verify == "full") o.verify = verify_mode::full;
-    else throw usage_error(fmt::format("--verify '{}': expected sample or full", a.verify));
+    else throw usage_error(fmt::format("--verify '{}': expected sample or full", printable(a.verify)));
   }
   if (o.duration_s && o.ops) throw usage_error("--duration and --ops: give one, not both");
   return o;
@@ -163,12 +165,12 @@ const backend_info& backend_named(const std::string& n) {
   if (b) return *b;
   std::string known;
   for (const auto& x : registered_backends()) known += (known.empty() ? "" : ", ") + x.name;
-  throw usage_error(fmt::format("--backend '{}': unknown backend (known: {})", n, known));
+  throw usage_error(fmt::format("--backend '{}': unknown backend (known: {})", printable(n), known));
 }
 
 std::vector<const backend_info*> select_backends(const std::string& list) {
   std::vector<const backend_info*> backends;
-  if (list.empty()) {
+  if (list.empty() || list == "all") {
     for (const auto& b : registered_backends()) backends.push_back(&b);
     return backends;
   }
@@ -184,7 +186,7 @@ std::vector<const scenario_info*> select_scenarios(const std::string& globs) {
           std::find(scenarios.begin(), scenarios.end(), &s) == scenarios.end())
         scenarios.push_back(&s);
   if (scenarios.empty())
-    throw usage_error(fmt::format("--scenario '{}': matches no scenario (see 'ringside list scenarios')", globs));
+    throw usage_error(fmt::format("--scenario '{}': matches no scenario (see 'ringside list scenarios')", printable(globs)));
   return scenarios;
 }
 
@@ -199,7 +201,34 @@ repro_spec spec_for(const run_args& a, const run_result& r, uint64_t seed) {
     if (!v->empty()) s.args.emplace_back(k, *v);
   s.detectors = a.detectors.empty() ? "none" : a.detectors;
   s.timeout = a.timeout;
+  if (const loaded_plugin* p = plugin_of(r.backend)) s.plugins.push_back(p->path);
   return s;
+}
+
+// This very binary, for child processes (check's cells, run's plugin rows).
+std::string self_exe() {
+  char self[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) throw std::runtime_error("readlink /proc/self/exe failed");
+  return std::string(self, size_t(n));
+}
+
+// One row of a plugin backend, run in a child process (`repro --json-out`,
+// as check runs its cells): a plugin's segfault, abort or hang then becomes
+// the row's verdict (crashed, hang) and the run goes on. The child measures
+// exactly as run_scenario here would; its results row goes into the JSON as
+// it is.
+run_result run_plugin_row(const run_args& a, const backend_info& b, const scenario_info& s, const params& p,
+                          const run_options& ropt, uint64_t seed, nlohmann::json& row) {
+  run_result probe;
+  probe.backend = b.name;
+  probe.scenario = s.name;
+  repro_spec spec = spec_for(a, probe, seed);
+  // 30 s past the child's own watchdog, as check allows its cells.
+  const isolated_outcome iso = run_isolated(self_exe(), spec, watchdog_seconds(p, ropt) + 30.0);
+  fmt::print(stderr, "{}", iso.stderr_text);  // the child's own log lines
+  row = iso.row;
+  return result_of(iso, b, s, p);
 }
 
 // Prints each violation (stderr) and, when there are any, the command that
@@ -251,6 +280,10 @@ int run_command(const run_args& a, const std::vector<std::string>& argv) {
   for (const auto* s : scenarios) {
     resolved.push_back(resolve_params(*s, o));
     (void)s->make(resolved.back());  // throws usage_error for values this scenario refuses
+    // Too few descriptors for --conns: one line now, not a row of "accept:
+    // Too many open files" errors blamed on the backend.
+    if (std::any_of(s->uses.begin(), s->uses.end(), [](const param_use& u) { return u.param == "conns"; }))
+      check_fd_limit("--conns", resolved.back().conns);
   }
   note_ignored_params(scenarios, o);
   if (!a.detectors.empty()) apply_detectors("--detectors", a.detectors, ropt);
@@ -261,7 +294,7 @@ int run_command(const run_args& a, const std::vector<std::string>& argv) {
     try {
       write_json_atomic(a.out, probe);
     } catch (const std::system_error& e) {
-      throw usage_error(fmt::format("--out '{}': {}", a.out, e.code().message()));
+      throw usage_error(fmt::format("--out '{}': {}", printable(a.out), e.code().message()));
     }
   }
 
@@ -287,12 +320,19 @@ int run_command(const run_args& a, const std::vector<std::string>& argv) {
         const size_t family = si * backends.size() + bi;
         if (unsupported[family]) continue;  // one row says it; repeating it says nothing new
         if (tty) fmt::print(stderr, "\r\033[K[{}/{}] {} {}", ++done, total, s->name, b->name);
-        run_result r = run_scenario(*b, *s, resolved[si], ropt);
+        nlohmann::json row;
+        run_result r = plugin_of(b->name) != nullptr
+                           ? run_plugin_row(a, *b, *s, resolved[si], ropt, rc.seed, row)
+                           : run_scenario(*b, *s, resolved[si], ropt);
+        if (row.is_null()) row = result_row(r, int(family), reps, rep);
+        row["family_index"] = int(family);
+        row["repetitions"] = reps;
+        row["repetition_index"] = rep;
         if (r.measured) any_measured = true;
         if (r.measured && r.verdict != "clean") any_violation = true;
         if (!r.measured && r.verdict.rfind("error", 0) == 0) any_violation = true;
         print_violations(r, spec_for(a, r, rc.seed), rc.executable, a.repro_dir, tty);
-        doc["benchmarks"].push_back(result_row(r, int(family), reps, rep));
+        doc["benchmarks"].push_back(std::move(row));
         // Rewritten after every row: an interrupted run keeps what it measured.
         write_json_atomic(a.out, doc);
         unsupported[family] = !r.measured;
@@ -311,7 +351,17 @@ int run_command(const run_args& a, const std::vector<std::string>& argv) {
     return 128 + sig;
   }
   if (any_violation) return k_exit_violations;
-  if (!any_measured) return k_exit_unsupported;
+  if (!any_measured) {
+    // One line saying why (the table above has the rows): each distinct
+    // backend and reason once, e.g. "uring-owned: io_uring_setup: EPERM (...)".
+    std::string why;
+    for (const auto& r : rows) {
+      const std::string item = fmt::format("{}: {}", r.backend, r.verdict);
+      if (why.find(item) == std::string::npos) why += (why.empty() ? "" : "; ") + item;
+    }
+    fmt::print(stderr, "ringside: nothing could run here: {}\n", why.empty() ? "no rows" : why);
+    return k_exit_unsupported;
+  }
   return k_exit_ok;
 }
 
@@ -342,11 +392,12 @@ int repro_command_main(repro_args ra, const std::vector<std::string>& argv) {
     }
     a.detectors = from->spec.detectors;
     if (a.timeout.empty()) a.timeout = from->spec.timeout;
+    for (const auto& p : from->spec.plugins) load_plugin(p);
   }
   if (a.backends.empty() || a.scenario == "*") throw usage_error("repro: needs a repro FILE, or --backend and --scenario");
   const backend_info& b = backend_named(a.backends);
   const scenario_info* s = find_scenario(a.scenario);
-  if (s == nullptr) throw usage_error(fmt::format("--scenario '{}': unknown scenario (see 'ringside list scenarios')", a.scenario));
+  if (s == nullptr) throw usage_error(fmt::format("--scenario '{}': unknown scenario (see 'ringside list scenarios')", printable(a.scenario)));
   const param_overrides o = parse_overrides(a);
   run_options ropt;
   ropt.timeout_s = parse_timeout(a, o);
@@ -354,6 +405,8 @@ int repro_command_main(repro_args ra, const std::vector<std::string>& argv) {
   apply_detectors("--detectors", a.detectors, ropt);
   const params p = resolve_params(*s, o);
   (void)s->make(p);  // usage_error for values the scenario refuses
+  if (std::any_of(s->uses.begin(), s->uses.end(), [](const param_use& u) { return u.param == "conns"; }))
+    check_fd_limit("--conns", p.conns);
 
   const uint64_t seed = o.seed.value_or(1);
   const std::string exe = argv.empty() ? "ringside" : argv[0];
@@ -408,16 +461,13 @@ int check_command(const check_args& a, const std::vector<std::string>& argv) {
   const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
   o.jobs = a.jobs.empty() ? unsigned(std::max(1L, cpus)) : unsigned(parse_count("--jobs", a.jobs, 1, 256));
   // The children are this very binary: the same build, the same backends.
-  char self[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0) throw std::runtime_error("readlink /proc/self/exe failed");
-  o.exe.assign(self, size_t(n));
+  o.exe = self_exe();
   o.exe_shown = argv.empty() ? "ringside" : argv[0];
   if (!o.out.empty()) {
     try {
       write_json_atomic(o.out, {{"context", nlohmann::json::object()}, {"benchmarks", nlohmann::json::array()}});
     } catch (const std::system_error& e) {
-      throw usage_error(fmt::format("--out '{}': {}", o.out, e.code().message()));
+      throw usage_error(fmt::format("--out '{}': {}", printable(o.out), e.code().message()));
     }
   }
   if (std::getenv("RINGSIDE_FAULT") != nullptr)
@@ -442,14 +492,21 @@ int main(int argc, char** argv) {
   std::string what = "all";
   list->add_option("what", what, "backends | scenarios (default: both)")
       ->check(CLI::IsMember({"backends", "scenarios", "all"}));
+  // --plugin PATH (repeatable) on list, run, repro and check: backends from a
+  // shared object (harness/plugin_api.hpp). Only one subcommand is parsed,
+  // so they share one list.
+  std::vector<std::string> plugin_paths;
+  const char* plugin_help = "Load backends from this plugin (a shared object; repeatable; see README: Plugins)";
+  list->add_option("--plugin", plugin_paths, plugin_help)->allow_extra_args(false);
 
   auto* run = app.add_subcommand("run", "Run scenarios on backends and write results JSON");
   run_args ra;
-  run->add_option("--backend,-b", ra.backends, "Comma-separated backends (default: all)");
+  run->add_option("--backend,-b", ra.backends, "Comma-separated backends, or all (the default)");
   run->add_option("--scenario,-s", ra.scenario, "Scenario glob(s), comma-separated (default: *)");
   run->add_option("--repetitions,-r", ra.repetitions, "Repetitions per combination (aggregates when > 1)");
   run->add_option("--out,-o", ra.out, "Results JSON (Google Benchmark schema), written atomically");
   add_param_options(run, ra);
+  run->add_option("--plugin", plugin_paths, plugin_help)->allow_extra_args(false);
   run->add_option("--repro-dir", ra.repro_dir, "Where repro files of rows with violations go (default ringside-repros)");
 
   auto* repro = app.add_subcommand("repro", "Run one backend x scenario x seed again (from a repro FILE or flags)");
@@ -458,6 +515,7 @@ int main(int argc, char** argv) {
   repro->add_option("--backend,-b", rpa.run.backends, "Backend");
   repro->add_option("--scenario,-s", rpa.run.scenario, "Scenario (exact name)");
   add_param_options(repro, rpa.run);
+  repro->add_option("--plugin", plugin_paths, plugin_help)->allow_extra_args(false);
   repro->add_option("--repro-dir", rpa.run.repro_dir, "Where the repro file goes when violations are found");
   repro->add_option("--json-out", rpa.json_out, "Write the outcome as JSON here (used by check)")->group("");
   repro->footer("Detectors default to canary,exactly-once (the ledger and watchdog are always on).\n"
@@ -474,7 +532,9 @@ int main(int argc, char** argv) {
   check->add_option("--repro-dir", ca.repro_dir, "Where repro files go (default ringside-repros)");
   check->add_option("--out,-o", ca.out, "Also write every cell's result as results JSON");
   check->add_option("--jobs,-j", ca.jobs, "Cells run at once (default: number of CPUs)");
-  check->footer("Exit: 0 every cell as expected, 1 some cell differs, 2 bad usage.");
+  check->add_option("--plugin", plugin_paths, plugin_help)->allow_extra_args(false);
+  check->footer("Exit: 0 every cell as expected, 1 some cell differs, 2 bad usage, 77 no cell could run here.\n"
+                "Cells of a backend unavailable here (e.g. io_uring refused) show 'unavailable' and do not fail.");
 
   std::vector<std::string> args(argv, argv + argc);
   try {
@@ -491,6 +551,7 @@ int main(int argc, char** argv) {
   }
 
   try {
+    for (const auto& p : plugin_paths) load_plugin(p);
     if (*list) {
       if (what == "backends") return list_backends();
       if (what == "scenarios") return list_scenarios();

@@ -1,5 +1,7 @@
 #include "harness/parse.hpp"
 
+#include <sys/resource.h>
+
 #include <fmt/format.h>
 
 #include <charconv>
@@ -10,9 +12,27 @@
 
 namespace ringside {
 
+std::string printable(std::string_view text, size_t max_chars) {
+  std::string out;
+  for (const char c : text) {
+    if (out.size() >= max_chars) {
+      out += "...";
+      break;
+    }
+    const auto u = static_cast<unsigned char>(c);
+    if (u == '\\') out += "\\\\";
+    else if (u >= 0x20 && u < 0x7f) out += c;
+    else out += fmt::format("\\x{:02x}", u);
+  }
+  return out;
+}
+
 namespace {
+// The value is echoed through printable(): a newline or escape sequence typed
+// into an option (found by tests/fuzz/fuzz_parse.cpp) must not break the
+// one-line error or the terminal.
 [[noreturn]] void bad(std::string_view opt, std::string_view text, std::string_view why) {
-  throw usage_error(fmt::format("{} '{}': {}", opt, text, why));
+  throw usage_error(fmt::format("{} '{}': {}", printable(opt), printable(text), why));
 }
 }  // namespace
 
@@ -94,6 +114,18 @@ std::vector<std::string> split_list(std::string_view opt, std::string_view text)
     start = comma + 1;
   }
   return out;
+}
+
+void check_fd_limit(std::string_view opt, uint64_t conns) {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return;
+  const uint64_t need = 2 * conns + k_fd_reserve;
+  if (need <= rl.rlim_cur) return;
+  throw usage_error(fmt::format("{} {}: needs about {} open files, but RLIMIT_NOFILE is {} (hard limit {}); "
+                                "raise it (ulimit -n, prlimit --nofile) or use --conns {} or fewer",
+                                printable(opt), conns, need, rl.rlim_cur,
+                                rl.rlim_max == RLIM_INFINITY ? std::string("unlimited") : fmt::format("{}", rl.rlim_max),
+                                rl.rlim_cur > k_fd_reserve ? (rl.rlim_cur - k_fd_reserve) / 2 : 0));
 }
 
 }  // namespace ringside

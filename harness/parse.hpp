@@ -21,4 +21,18 @@ double parse_rate(std::string_view opt, std::string_view text);
 // "a,b,c" -> {"a","b","c"}; empty items rejected.
 std::vector<std::string> split_list(std::string_view opt, std::string_view text);
 
+// `--conns N` on this process's RLIMIT_NOFILE (soft limit, as it is now):
+// each connection holds two descriptors (client and server end) and the
+// harness and backend need up to k_fd_reserve more (stdio, listener, rings,
+// eventfds, temp files). Throws usage_error, naming the option, the need and
+// the limit, when they do not fit; a no-op when they do or the limit is
+// unreadable.
+inline constexpr uint64_t k_fd_reserve = 64;
+void check_fd_limit(std::string_view opt, uint64_t conns);
+
+// text for a one-line message: printable ASCII as is, a backslash doubled,
+// every other byte (newline, escape, non-ASCII) as \xNN; cut after max_chars with
+// "..." (200: an error line stays readable whatever was pasted).
+std::string printable(std::string_view text, size_t max_chars = 200);
+
 }  // namespace ringside

@@ -49,7 +49,7 @@ void apply_detectors(std::string_view flag, std::string_view list, run_options& 
     else if (d == "guard") o.quarantine_depth = 64, o.guard_pages = true;
     else if (d == "exactly-once") o.exactly_once = true;
     else if (d == "all") o.quarantine_depth = 64, o.guard_pages = true, o.exactly_once = true;
-    else throw usage_error(fmt::format("{} '{}': expected canary, guard, exactly-once, all or none", flag, d));
+    else throw usage_error(fmt::format("{} '{}': expected canary, guard, exactly-once, all or none", flag, printable(d)));
   }
 }
 
@@ -63,6 +63,7 @@ std::string_view build_flavour() noexcept {
 std::string repro_command(const repro_spec& s, std::string_view exe) {
   std::string cmd = fmt::format("{} repro --backend {} --scenario {} --seed {}", shell_word(exe),
                                 shell_word(s.backend), shell_word(s.scenario), s.seed);
+  for (const auto& p : s.plugins) cmd += fmt::format(" --plugin {}", shell_word(p));
   for (const auto& [k, v] : s.args) cmd += fmt::format(" --{} {}", k, shell_word(v));
   if (s.detectors != k_safety_detectors) cmd += fmt::format(" --detectors {}", shell_word(s.detectors));
   if (!s.timeout.empty()) cmd += fmt::format(" --timeout {}", shell_word(s.timeout));
@@ -89,6 +90,7 @@ nlohmann::json repro_document(const repro_spec& s, std::string_view exe, const s
       {"violations", vs},
   };
   if (!s.timeout.empty()) doc["timeout"] = s.timeout;
+  if (!s.plugins.empty()) doc["plugins"] = s.plugins;
   return doc;
 }
 
@@ -106,16 +108,20 @@ std::string write_repro(const std::string& dir, const repro_spec& s, const nlohm
 
 loaded_repro load_repro(const std::string& path) {
   std::ifstream in(path);
-  if (!in) throw usage_error(fmt::format("repro file {}: cannot open: {}", path, std::strerror(errno)));
+  if (!in) throw usage_error(fmt::format("repro file {}: cannot open: {}", printable(path), std::strerror(errno)));
   std::stringstream ss;
   ss << in.rdbuf();
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(ss.str());
   } catch (const nlohmann::json::exception& e) {
-    throw usage_error(fmt::format("repro file {}: not JSON ({})", path, e.what()));
+    // nlohmann's message quotes the raw bytes it stopped at ("last read: ..."):
+    // printable() keeps the error one line (found by tests/fuzz/fuzz_repro.cpp).
+    throw usage_error(fmt::format("repro file {}: not JSON ({})", printable(path), printable(e.what())));
   }
-  auto bad = [&](std::string_view what) { return usage_error(fmt::format("repro file {}: {}", path, what)); };
+  auto bad = [&](std::string_view what) {
+    return usage_error(fmt::format("repro file {}: {}", printable(path), printable(what)));
+  };
   if (!j.is_object() || !j.contains("ringside_repro")) throw bad("not a ringside repro file (no \"ringside_repro\")");
   if (!j["ringside_repro"].is_number_integer() || j["ringside_repro"].get<int>() != 1)
     throw bad("unsupported repro format version (this ringside reads version 1)");
@@ -134,6 +140,10 @@ loaded_repro load_repro(const std::string& path) {
     }
     if (j.contains("detectors")) r.spec.detectors = j["detectors"].get<std::string>();
     if (j.contains("timeout")) r.spec.timeout = j["timeout"].get<std::string>();
+    if (j.contains("plugins")) {
+      if (!j["plugins"].is_array()) throw bad("\"plugins\" must be an array of paths");
+      for (const auto& p : j["plugins"]) r.spec.plugins.push_back(p.get<std::string>());
+    }
     if (j.contains("verdict")) r.verdict = j["verdict"].get<std::string>();
     if (j.contains("violations")) {
       if (!j["violations"].is_array()) throw bad("\"violations\" must be an array");

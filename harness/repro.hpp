@@ -35,6 +35,9 @@ struct repro_spec {
   std::vector<std::pair<std::string, std::string>> args;
   std::string detectors{k_safety_detectors};
   std::string timeout;  // seconds as given; empty: the runner's default
+  // Plugins to load first (absolute paths): the one providing `backend`
+  // when it is not built in (`--plugin PATH`, "plugins" in the file).
+  std::vector<std::string> plugins;
 };
 
 // `<exe> repro --backend B --scenario S --seed N [--flag value...]`, each

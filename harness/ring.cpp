@@ -1,5 +1,7 @@
 #include "harness/ring.hpp"
 
+#include <sys/resource.h>
+
 #include <fmt/format.h>
 
 #include <cerrno>
@@ -44,12 +46,30 @@ constexpr needed_op needed_ops[] = {
     {IORING_OP_ASYNC_CANCEL, "IORING_OP_ASYNC_CANCEL"},
 };
 
+// "io_uring_setup: ENOSYS (Function not implemented)": the errno's name
+// first, since ENOSYS (no io_uring in this kernel, or a seccomp filter) and
+// EPERM (kernel.io_uring_disabled, a container profile) call for different
+// fixes, and the name is what people search for. ENOMEM under a finite
+// RLIMIT_MEMLOCK is almost always that limit (without CAP_IPC_LOCK the rings
+// are charged to it), so the message says so and how to raise it.
+std::string memlock_hint(int err) {
+  rlimit rl{};
+  if (err != ENOMEM || ::getrlimit(RLIMIT_MEMLOCK, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return {};
+  return fmt::format("RLIMIT_MEMLOCK is {} bytes: raise it (ulimit -l, prlimit --memlock)", rl.rlim_cur);
+}
+
+std::string setup_failure(int err) {
+  const char* name = ::strerrorname_np(err);
+  std::string why = fmt::format("io_uring_setup: {} ({})", name != nullptr ? name : "?", std::strerror(err));
+  if (const std::string hint = memlock_hint(err); !hint.empty()) why += "; " + hint;
+  return why;
+}
+
 std::string probe() {
   io_uring r{};
   io_uring_params p{};
   // 8: the smallest ring worth probing with; nothing is submitted.
-  if (int ret = counted_queue_init(8, r, p); ret < 0)
-    return fmt::format("io_uring_queue_init: {}", std::strerror(-ret));
+  if (int ret = counted_queue_init(8, r, p); ret < 0) return setup_failure(-ret);
   std::string why;
   if ((p.features & IORING_FEAT_EXT_ARG) == 0) why = "io_uring: kernel lacks IORING_FEAT_EXT_ARG (Linux 5.11+)";
   if (why.empty()) {
@@ -93,7 +113,12 @@ ring::ring(const ring_options& o) {
     ret = counted_queue_init(o.entries, ring_, p);
     if (ret != -EINVAL) break;
   }
-  if (ret < 0) throw std::system_error(-ret, std::generic_category(), "io_uring_queue_init");
+  if (ret < 0) {
+    // A ring bigger than the probe's can still hit RLIMIT_MEMLOCK: say so.
+    const std::string hint = memlock_hint(-ret);
+    throw std::system_error(-ret, std::generic_category(),
+                            hint.empty() ? "io_uring_queue_init" : "io_uring_queue_init (" + hint + ")");
+  }
   open_ = true;
   if ((ring_.features & IORING_FEAT_EXT_ARG) == 0) {
     close();

@@ -234,9 +234,8 @@ class uring_loop : public backend {
   // ---- hook for uring-bounce (backends/uring_bounce.cpp): additive block ----
   // Called by run() once per pass, right after the loop's own ready queue is
   // delivered: a derived backend delivers completions it decided in cancel()
-  // (never from inside cancel() itself). It may look at ring_.enters() to
-  // know whether the loop has entered the kernel since it queued them.
-  // Default: nothing.
+  // (never from inside cancel() itself); it may enter the kernel through
+  // uring() (submit, GETEVENTS) but never reaps. Default: nothing.
   virtual void deliver_deferred() noexcept {}
   // ---- end of the uring-bounce hook ----
 

@@ -123,6 +123,8 @@ TEST(exactly_once, silent_on_every_real_backend) {
     if (b.unavailable_reason && !b.unavailable_reason().empty()) continue;
     for (const char* s : {"file.rand_read", "tcp.echo", "tcp.accept_storm"}) {
       const auto r = run_with(b.name.c_str(), s, std::nullopt);
+      // A scenario the backend cannot run (asio: no file I/O) is not a verdict.
+      if (r.verdict.rfind("unsupported: ", 0) == 0) continue;
       EXPECT_EQ(r.verdict, "clean") << b.name << " " << s << ": "
                                     << (r.violations.empty() ? "" : r.violations[0].detail);
     }
