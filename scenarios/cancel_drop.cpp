@@ -154,40 +154,16 @@ class frame_drop final : public scenario {
       // still armed takes its bytes now, a cancelled one nothing.
       (void)co_await x.nop();
       rx.expect_gap(len);
-      const uint64_t until = tx.sent();
-      while (rx.offset() < until && !rx.broken()) {
-        auto c = co_await x.recv(fd, std::move(rbuf), uint32_t(bs));
-        rbuf = std::move(c.buf);
-        const std::string where = op_at(op_kind::recv, round, fmt::format("read after {}", to_string(way)));
-        if (c.res <= 0 || !rbuf || uint64_t(c.res) > bs) {
-          report_op(ctx, c.res == 0 ? "stream_integrity" : "io_error", where, range_of(rbuf, 0, bs),
-                    c.res == 0 ? fmt::format("EOF at stream byte {} of {}", rx.offset(), until)
-                               : fmt::format("recv: {}", c.res < 0 ? scen::errno_text(-c.res) : "no buffer"));
-          co_return;
-        }
-        if (!rx.take(ctx, where, rbuf, 0, uint64_t(c.res))) co_return;
-        st.bytes += uint64_t(c.res);
-        if (rx.offset() > until) {
-          report_op(ctx, "stream_integrity", where, range_of(rbuf, 0, uint64_t(c.res)),
-                    fmt::format("read past the {} bytes sent (stream byte {})", until, rx.offset()));
-          co_return;
-        }
-      }
+      // Named locals, not temporaries in the co_await operand, and no
+      // `if (!co_await ...)`: g++ 12 miscompiles both.
+      std::string reading = op_at(op_kind::recv, round, fmt::format("read after {}", to_string(way)));
+      const bool read_ok = co_await scen::read_sent(be, ctx, fd, rbuf, bs, rx, tx.sent(), std::move(reading), st);
+      if (!read_ok) co_return;
       st.latency.record(uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - t0).count()));
       ++st.ops;
     }
     if (rx.broken()) co_return;
-    // Exactly once: nothing is left behind the last byte sent.
-    if (int r = scen::shutdown_fd(pair_.b.get(), SHUT_WR); r < 0) {
-      scen::report_io(ctx, "cancel.frame_drop: shutdown", "", r);
-      co_return;
-    }
-    auto c = co_await x.recv(fd, std::move(rbuf), uint32_t(bs));
-    if (c.res != 0)
-      report_op(ctx, c.res > 0 ? "stream_integrity" : "io_error", op_at(op_kind::recv, ~0ull, "end"),
-                range_of(c.buf, 0, bs),
-                c.res > 0 ? fmt::format("{} bytes beyond the {} sent", c.res, tx.sent())
-                          : fmt::format("recv at the end: {}", scen::errno_text(-c.res)));
+    co_await scen::expect_end(be, ctx, fd, pair_.b.get(), rbuf, bs, tx.sent(), "cancel.frame_drop");
   }
 
   params p_;

@@ -26,6 +26,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "harness/backend.hpp"
@@ -312,6 +313,54 @@ class gap_rx {
 inline int64_t probe_peer_send(int peer) noexcept {
   const std::byte one[1] = {std::byte{0x5a}};
   return sys::send(peer, one, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+// ---- reading back what the peer sent ----
+// Receives through the backend until rx has reached `until` (everything the
+// peer sent so far), verifying every byte (rx accepts a gap it was told
+// of). False, reported, on EOF, an error, a byte out of place or a read
+// past `until`. rbuf is the reader's buffer: moved into each recv and back.
+// `where` names the reads in reports; st counts the bytes.
+inline task<bool> read_sent(backend& be, run_ctx& ctx, int fd, buffer& rbuf, uint64_t bs, gap_rx& rx, uint64_t until,
+                            std::string where, stream_stats& st) {
+  io x(be);
+  while (rx.offset() < until && !rx.broken()) {
+    auto c = co_await x.recv(fd, std::move(rbuf), uint32_t(bs));
+    rbuf = std::move(c.buf);
+    if (c.res <= 0 || !rbuf || uint64_t(c.res) > bs) {
+      report_op(ctx, c.res == 0 ? "stream_integrity" : "io_error", where, range_of(rbuf, 0, bs),
+                c.res == 0 ? fmt::format("EOF at stream byte {} of {}", rx.offset(), until)
+                           : fmt::format("recv: {}", c.res < 0 ? errno_text(-c.res) : "no buffer"));
+      co_return false;
+    }
+    if (!rx.take(ctx, where, rbuf, 0, uint64_t(c.res))) co_return false;
+    st.bytes += uint64_t(c.res);
+    if (rx.offset() > until) {
+      report_op(ctx, "stream_integrity", where, range_of(rbuf, 0, uint64_t(c.res)),
+                fmt::format("read past the {} bytes sent (stream byte {})", until, rx.offset()));
+      co_return false;
+    }
+  }
+  co_return !rx.broken();
+}
+
+// Exactly once, at the end: the peer shuts its sending side and nothing is
+// left behind the `sent` bytes (the next recv says EOF). Reported if not.
+// rbuf: the reader's buffer, moved into the recv and back.
+inline task<> expect_end(backend& be, run_ctx& ctx, int fd, int peer, buffer& rbuf, uint64_t bs, uint64_t sent,
+                         std::string_view scenario) {
+  if (int r = shutdown_fd(peer, SHUT_WR); r < 0) {
+    report_io(ctx, fmt::format("{}: shutdown", scenario), "", r);
+    co_return;
+  }
+  io x(be);
+  auto c = co_await x.recv(fd, std::move(rbuf), uint32_t(bs));
+  rbuf = std::move(c.buf);
+  if (c.res != 0)
+    report_op(ctx, c.res > 0 ? "stream_integrity" : "io_error", op_at(op_kind::recv, ~0ull, "end"),
+              range_of(rbuf, 0, bs),
+              c.res > 0 ? fmt::format("{} bytes beyond the {} sent", c.res, sent)
+                        : fmt::format("recv at the end: {}", errno_text(-c.res)));
 }
 
 }  // namespace ringside::scen

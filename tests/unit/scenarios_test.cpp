@@ -573,7 +573,9 @@ TEST_P(scenario_checks, echo_continues_partial_sends_in_place) {
   ASSERT_EQ(r.verdict, "clean") << describe(r);
   EXPECT_EQ(r.ops, 10u);
   // The scenario copies nothing; a bounce backend copies by contract.
-  if (real.make({})->caps().contract != buffer_contract::bounce) EXPECT_EQ(r.meter.user_copy_bytes, 0u);
+  if (real.make({})->caps().contract != buffer_contract::bounce) {
+    EXPECT_EQ(r.meter.user_copy_bytes, 0u);
+  }
   EXPECT_GT(recvs.load(), 0u) << "no reply arrived in pieces";
   // epoll sends only what fits the socket buffer; other backends may send a
   // whole message in one op (a blocking send waits for room).

@@ -133,8 +133,9 @@ TEST(uring_bounce, one_user_copy_more_per_payload_byte_than_uring_owned) {
   EXPECT_EQ(bounce.kernel, bounce.moved);
   EXPECT_EQ(owned.user, 0u);
   EXPECT_EQ(bounce.user, bounce.offered);
-  if (bounce.offered == bounce.moved)
+  if (bounce.offered == bounce.moved) {
     EXPECT_DOUBLE_EQ(double(bounce.user) / double(bounce.moved) - double(owned.user) / double(owned.moved), 1.0);
+  }
 }
 
 // ----------------------------------------------------------------- stash ----
