@@ -537,15 +537,11 @@ class asio_backend final : public backend {
 
   op_id submit(op&& o, op_waiter* w) noexcept override {
     if (shut_down_) {
-      w->on_started({});
-      w->on_complete(completion{-ECANCELED, 0, std::move(o.buf)});
-      return {};
+      return end_unstarted(w, -ECANCELED, std::move(o.buf));
     }
     const uint32_t i = claim();
     if (i == no_slot) {
-      w->on_started({});
-      w->on_complete(completion{-ENOMEM, 0, std::move(o.buf)});
-      return {};
+      return end_unstarted(w, -ENOMEM, std::move(o.buf));
     }
     op_slot& s = slots_[i];
     s.o = std::move(o);

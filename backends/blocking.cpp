@@ -279,9 +279,7 @@ class engine final : public std::enable_shared_from_this<engine> {
     if (abandoned_.load(std::memory_order_acquire) && own_stream_thread()) park();
     op_slot* s = claim_slot();
     if (s == nullptr) {
-      w->on_started({});  // every waiter hears of its op first; no slot names this one
-      w->on_complete(completion{-ENOMEM, 0, std::move(o.buf)});
-      return {};
+      return end_unstarted(w, -ENOMEM, std::move(o.buf));
     }
     uint32_t gen;
     {

@@ -243,15 +243,11 @@ class epoll_backend final : public backend {
     // Early ends still start first (with the null id: no slot names them),
     // so every waiter sees on_started before its completion.
     if (shut_down_) {
-      w->on_started({});
-      w->on_complete(completion{-ECANCELED, 0, std::move(o.buf)});
-      return {};
+      return end_unstarted(w, -ECANCELED, std::move(o.buf));
     }
     const uint32_t i = claim();
     if (i == no_slot) {
-      w->on_started({});
-      w->on_complete(completion{-ENOMEM, 0, std::move(o.buf)});
-      return {};
+      return end_unstarted(w, -ENOMEM, std::move(o.buf));
     }
     op_slot& s = slots_[i];
     s.o = std::move(o);

@@ -387,9 +387,7 @@ op_id uring_bounce::submit(op&& o, op_waiter* w) noexcept {
   if (r != nullptr && bounce) ib = internal(o.len);
   if (r == nullptr || (bounce && !ib)) {
     if (r != nullptr) release(*r);
-    w->on_started({});
-    w->on_complete({r == nullptr ? -ENOMEM : -ENOBUFS, 0, std::move(o.buf)});
-    return {};
+    return end_unstarted(w, r == nullptr ? -ENOMEM : -ENOBUFS, std::move(o.buf));
   }
   r->caller = w;
   r->kind = o.kind;

@@ -48,6 +48,16 @@ struct backend_caps {
 
 using clock_type = std::chrono::steady_clock;
 
+// An op that ends inside submit() before it has an id (the backend is
+// shutting down, no slot is free): its waiter still hears on_started first
+// (with the null id: no slot names it), then its one completion, res with the
+// buffer handed back. Returns the null id, submit()'s answer for such an op.
+inline op_id end_unstarted(op_waiter* w, int32_t res, buffer b) noexcept {
+  w->on_started({});
+  w->on_complete(completion{res, 0, std::move(b)});
+  return {};
+}
+
 class backend {
  public:
   virtual ~backend() = default;

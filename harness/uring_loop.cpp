@@ -260,15 +260,11 @@ op_id uring_loop::submit(op&& o, op_waiter* w) noexcept {
   // every waiter sees on_started before its completion.
   if (tearing_down_) {
     // The loop is going away: nothing new reaches the kernel.
-    w->on_started({});
-    w->on_complete({-ECANCELED, 0, std::move(o.buf)});
-    return {};
+    return end_unstarted(w, -ECANCELED, std::move(o.buf));
   }
   const uint32_t i = alloc_slot();
   if (i == npos) {
-    w->on_started({});
-    w->on_complete({-ENOMEM, 0, std::move(o.buf)});
-    return {};
+    return end_unstarted(w, -ENOMEM, std::move(o.buf));
   }
   op_slot& s = slot(i);
   s.waiter = w;

@@ -149,15 +149,11 @@ class example_uring final : public backend {
 
   op_id submit(op&& o, op_waiter* w) noexcept override {
     if (tearing_down_) {
-      w->on_started({});
-      w->on_complete({-ECANCELED, 0, std::move(o.buf)});
-      return {};
+      return end_unstarted(w, -ECANCELED, std::move(o.buf));
     }
     op_slot* s = alloc_slot();
     if (s == nullptr) {
-      w->on_started({});
-      w->on_complete({-ENOMEM, 0, std::move(o.buf)});
-      return {};
+      return end_unstarted(w, -ENOMEM, std::move(o.buf));
     }
     s->waiter = w;
     const op_id id = op_id::make(s->index, s->gen);

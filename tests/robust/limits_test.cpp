@@ -43,31 +43,6 @@ bool drop_ipc_lock() {
   return ::syscall(SYS_capset, &h, d) == 0;
 }
 
-// The owned-contract loop with fixed buffers on (no registered backend asks
-// for them yet; the loop is where the fallback lives).
-class fixed_loop final : public uring_loop {
- public:
-  explicit fixed_loop(const uring_loop_options& o) : uring_loop(o) {}
-  ~fixed_loop() override { teardown(); }
-  [[nodiscard]] std::string_view name() const noexcept override { return "robust-fixed"; }
-  [[nodiscard]] const backend_caps& caps() const noexcept override {
-    static const backend_caps c{.contract = buffer_contract::owned, .fixed_buffers = true};
-    return c;
-  }
-  int cancel(op_id id) noexcept override {
-    op_slot* s = pending(id);
-    if (s == nullptr) return -ENOENT;
-    request_cancel(*s);
-    return 0;
-  }
-  void drop(op_id id) noexcept override {
-    if (op_slot* s = attached(id)) {
-      detach(*s);
-      request_cancel(*s);
-    }
-  }
-};
-
 // 16 blocks written through the pool's buffers, then read back into other
 // buffers and compared: a registration half-applied (fixed ops on buffers
 // the kernel does not have) would fail with -EFAULT or read garbage.

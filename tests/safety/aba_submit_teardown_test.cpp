@@ -24,16 +24,7 @@
 namespace ringside {
 namespace {
 
-struct cell {
-  const char* scenario;
-  const char* backend;
-  const char* verdict;  // "clean", or the exact verdict (kinds in the runner's order)
-};
-
-constexpr uint64_t k_seeds[] = {1, 2, 3, 0x5eed};
-constexpr int k_repetitions = 5;
-
-const cell k_cells[] = {
+const verdict_cell k_cells[] = {
     {"cancel.aba", "blocking", "clean"},
     {"cancel.aba", "epoll", "clean"},
     {"cancel.aba", "uring-owned", "clean"},
@@ -48,43 +39,13 @@ const cell k_cells[] = {
     {"cancel.teardown", "uring-raw", "ledger,canary"},
 };
 
-class faults_scenarios : public testing::TestWithParam<cell> {};
+class faults_scenarios : public testing::TestWithParam<verdict_cell> {};
 
 TEST_P(faults_scenarios, verdict_is_deterministic) {
-  const cell& c = GetParam();
-  register_builtin_backends();
-  register_builtin_scenarios();
-  const backend_info* b = find_backend(c.backend);
-  ASSERT_NE(b, nullptr) << c.backend;
-  if (b->unavailable_reason) {
-    if (auto why = b->unavailable_reason(); !why.empty()) GTEST_SKIP() << c.backend << " unavailable: " << why;
-  }
-  const scenario_info* s = find_scenario(c.scenario);
-  ASSERT_NE(s, nullptr) << c.scenario;
-#if RINGSIDE_ASAN || RINGSIDE_TSAN
-  // In-process, a caught cell's sanitizer report (a buffer released while
-  // lent to the kernel) would end this test binary; `ringside check` runs
-  // those in a child and expects the report (tests/safety/expected.tsv).
-  if (std::string_view(c.verdict) != "clean") GTEST_SKIP() << "caught cell: sanitizer build";
-#endif
-  for (const uint64_t seed : k_seeds) {
-    param_overrides o;
-    o.seed = seed;
-    const params p = resolve_params(*s, o);
-    for (int rep = 0; rep < k_repetitions; ++rep) {
-      const run_result r = run_scenario(*b, *s, p, run_options{.quarantine_depth = 64, .exactly_once = true});
-      ASSERT_EQ(r.verdict, c.verdict) << "seed " << seed << " repetition " << rep << ": " << describe(r);
-    }
-  }
+  expect_verdict(GetParam());
 }
 
-std::string cell_name(const testing::TestParamInfo<cell>& info) {
-  std::string s = std::string(info.param.scenario) + "_" + info.param.backend;
-  std::replace_if(s.begin(), s.end(), [](char ch) { return !std::isalnum(static_cast<unsigned char>(ch)); }, '_');
-  return s;
-}
-
-INSTANTIATE_TEST_SUITE_P(cancel, faults_scenarios, testing::ValuesIn(k_cells), cell_name);
+INSTANTIATE_TEST_SUITE_P(cancel, faults_scenarios, testing::ValuesIn(k_cells), verdict_cell_name);
 
 }  // namespace
 }  // namespace ringside

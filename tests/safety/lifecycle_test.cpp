@@ -31,25 +31,12 @@
 namespace ringside {
 namespace {
 
-struct cell {
-  const char* scenario;
-  const char* backend;
-  // "clean", "unsupported" (any reason), or the exact verdict (the violation
-  // kinds, in the order the runner lists them).
-  const char* verdict;
-};
+// As `ringside check` runs a cell, with a 20 s watchdog: a whole scenario
+// takes well under one, so a hang fails the test fast instead of after the
+// default budget.
+constexpr double k_timeout_s = 20;
 
-// Seeds x repetitions per cell. 4 x 5 = 20 runs of a correct backend (the
-// determinism the issue asks for); the negative control's kinds must be the
-// same on every one of them too.
-constexpr uint64_t k_seeds[] = {1, 2, 3, 0x5eed};
-constexpr int k_repetitions = 5;
-
-// As `ringside check` runs a cell; 20 s: a whole scenario takes well under
-// one, so a hang fails the test fast instead of after the default budget.
-const run_options k_check_options{.timeout_s = 20, .quarantine_depth = 64, .exactly_once = true};
-
-const cell k_cells[] = {
+const verdict_cell k_cells[] = {
     {"cancel.accept_timer", "blocking", "clean"},
     {"cancel.accept_timer", "epoll", "clean"},
     {"cancel.accept_timer", "uring-owned", "clean"},
@@ -72,48 +59,13 @@ const cell k_cells[] = {
     {"cancel.frame_drop", "uring-raw", "ledger,canary"},
 };
 
-class lifecycle : public testing::TestWithParam<cell> {};
+class lifecycle : public testing::TestWithParam<verdict_cell> {};
 
 TEST_P(lifecycle, verdict_is_deterministic) {
-  const cell& c = GetParam();
-  register_builtin_backends();
-  register_builtin_scenarios();
-  const backend_info* b = find_backend(c.backend);
-  ASSERT_NE(b, nullptr) << c.backend;
-  if (b->unavailable_reason) {
-    if (auto why = b->unavailable_reason(); !why.empty()) GTEST_SKIP() << c.backend << " unavailable: " << why;
-  }
-  const scenario_info* s = find_scenario(c.scenario);
-  ASSERT_NE(s, nullptr) << c.scenario;
-  const std::string want = c.verdict;
-#if RINGSIDE_ASAN || RINGSIDE_TSAN
-  // In-process, a caught cell's sanitizer report (a buffer released while
-  // lent to the kernel) would end this test binary; `ringside check` runs
-  // those in a child and expects the report (tests/safety/expected.tsv).
-  if (want != "clean" && want != "unsupported") GTEST_SKIP() << "caught cell: sanitizer build";
-#endif
-  for (const uint64_t seed : k_seeds) {
-    param_overrides o;
-    o.seed = seed;
-    const params p = resolve_params(*s, o);
-    for (int rep = 0; rep < k_repetitions; ++rep) {
-      const run_result r = run_scenario(*b, *s, p, k_check_options);
-      if (want == "unsupported") {
-        ASSERT_EQ(r.verdict.rfind("unsupported: ", 0), 0u) << "seed " << seed << ": " << describe(r);
-        return;  // the reason does not depend on the seed
-      }
-      ASSERT_EQ(r.verdict, want) << "seed " << seed << " repetition " << rep << ": " << describe(r);
-    }
-  }
+  expect_verdict(GetParam(), k_timeout_s);
 }
 
-std::string cell_name(const testing::TestParamInfo<cell>& info) {
-  std::string s = std::string(info.param.scenario) + "_" + info.param.backend;
-  std::replace_if(s.begin(), s.end(), [](char ch) { return !std::isalnum(static_cast<unsigned char>(ch)); }, '_');
-  return s;
-}
-
-INSTANTIATE_TEST_SUITE_P(cancel, lifecycle, testing::ValuesIn(k_cells), cell_name);
+INSTANTIATE_TEST_SUITE_P(cancel, lifecycle, testing::ValuesIn(k_cells), verdict_cell_name);
 
 // ---- what cancel.thread_exit needs from the kernel ----
 // Description: an op whose submitting thread has exited is ended by the

@@ -26,18 +26,7 @@
 namespace ringside {
 namespace {
 
-struct cell {
-  const char* scenario;
-  const char* backend;
-  // "clean", "unsupported" (any reason), or the exact verdict (the violation
-  // kinds, in the order the runner lists them).
-  const char* verdict;
-};
-
-constexpr uint64_t k_seeds[] = {1, 2, 3, 0x5eed};
-constexpr int k_repetitions = 5;
-
-const cell k_cells[] = {
+const verdict_cell k_cells[] = {
     {"cancel.linked_timeout", "blocking", "clean"},
     {"cancel.linked_timeout", "epoll", "clean"},
     {"cancel.linked_timeout", "uring-owned", "clean"},
@@ -60,47 +49,13 @@ const cell k_cells[] = {
     {"cancel.multishot_recv", "uring-raw", "ring_buffer_leak,stream_integrity,ledger"},
 };
 
-class newops : public testing::TestWithParam<cell> {};
+class newops : public testing::TestWithParam<verdict_cell> {};
 
 TEST_P(newops, verdict_is_deterministic) {
-  const cell& c = GetParam();
-  register_builtin_backends();
-  register_builtin_scenarios();
-  const backend_info* b = find_backend(c.backend);
-  ASSERT_NE(b, nullptr) << c.backend;
-  if (b->unavailable_reason) {
-    if (auto why = b->unavailable_reason(); !why.empty()) GTEST_SKIP() << c.backend << " unavailable: " << why;
-  }
-#if RINGSIDE_ASAN || RINGSIDE_TSAN
-  // In-process, the negative control's sanitizer report would end this test
-  // binary; `ringside check` runs it in a child (tests/safety/check_test.cpp).
-  if (std::string_view(c.backend) == "uring-raw") GTEST_SKIP() << "negative control: sanitizer build";
-#endif
-  const scenario_info* s = find_scenario(c.scenario);
-  ASSERT_NE(s, nullptr) << c.scenario;
-  const std::string want = c.verdict;
-  for (const uint64_t seed : k_seeds) {
-    param_overrides o;
-    o.seed = seed;
-    const params p = resolve_params(*s, o);
-    for (int rep = 0; rep < k_repetitions; ++rep) {
-      const run_result r = run_scenario(*b, *s, p, run_options{.quarantine_depth = 64, .exactly_once = true});
-      if (want == "unsupported") {
-        ASSERT_EQ(r.verdict.rfind("unsupported: ", 0), 0u) << "seed " << seed << ": " << describe(r);
-        return;  // the reason does not depend on the seed
-      }
-      ASSERT_EQ(r.verdict, want) << "seed " << seed << " repetition " << rep << ": " << describe(r);
-    }
-  }
+  expect_verdict(GetParam());
 }
 
-std::string cell_name(const testing::TestParamInfo<cell>& info) {
-  std::string s = std::string(info.param.scenario) + "_" + info.param.backend;
-  std::replace_if(s.begin(), s.end(), [](char ch) { return !std::isalnum(static_cast<unsigned char>(ch)); }, '_');
-  return s;
-}
-
-INSTANTIATE_TEST_SUITE_P(cancel, newops, testing::ValuesIn(k_cells), cell_name);
+INSTANTIATE_TEST_SUITE_P(cancel, newops, testing::ValuesIn(k_cells), verdict_cell_name);
 
 }  // namespace
 }  // namespace ringside

@@ -32,89 +32,47 @@
 namespace ringside {
 namespace {
 
-struct cell {
-  const char* scenario;
-  const char* backend;
-  const char* verdict;  // "clean", or the violation kinds (any order)
-  int repetitions;      // per seed
-};
-
-constexpr uint64_t k_seeds[] = {1, 2, 3, 0x5eed};
 // 5 repetitions of the quick scenarios; 2 of the ones that take ~0.5 s a run
-// (ealready's 1 MiB writes, storm's 10,000 pairs).
+// (ealready's 1 MiB writes, storm's 10,000 pairs). Kinds in any order.
 constexpr int k_quick = 5;
 constexpr int k_slow = 2;
 
-const cell k_cells[] = {
-    {"cancel.recv_completed", "blocking", "clean", k_quick},
-    {"cancel.recv_completed", "epoll", "clean", k_quick},
-    {"cancel.recv_completed", "uring-owned", "clean", k_quick},
-    {"cancel.recv_completed", "uring-raw", "stream_integrity", k_quick},
-    {"cancel.free_after_cancel", "blocking", "clean", k_quick},
-    {"cancel.free_after_cancel", "epoll", "clean", k_quick},
-    {"cancel.free_after_cancel", "uring-owned", "clean", k_quick},
-    {"cancel.free_after_cancel", "uring-raw", "stream_integrity,ledger,canary", k_quick},
-    {"cancel.ealready", "blocking", "clean", k_slow},
-    {"cancel.ealready", "epoll", "clean", k_slow},
-    {"cancel.ealready", "uring-owned", "clean", k_slow},
-    {"cancel.ealready", "uring-raw", "lost_result,ledger", k_slow},
-    {"cancel.enoent", "blocking", "clean", k_quick},
-    {"cancel.enoent", "epoll", "clean", k_quick},
-    {"cancel.enoent", "uring-owned", "clean", k_quick},
-    {"cancel.enoent", "uring-raw", "connection_leak,lost_result,ledger", k_quick},
-    {"cancel.stop_vs_complete", "blocking", "clean", k_quick},
-    {"cancel.stop_vs_complete", "epoll", "clean", k_quick},
-    {"cancel.stop_vs_complete", "uring-owned", "clean", k_quick},
-    {"cancel.stop_vs_complete", "uring-raw", "lost_result", k_quick},
-    {"cancel.partial_write", "blocking", "clean", k_quick},
-    {"cancel.partial_write", "epoll", "clean", k_quick},
-    {"cancel.partial_write", "uring-owned", "clean", k_quick},
-    {"cancel.partial_write", "uring-raw", "stream_integrity,ledger", k_quick},
-    {"cancel.storm", "blocking", "clean", k_slow},
-    {"cancel.storm", "epoll", "clean", k_slow},
-    {"cancel.storm", "uring-owned", "clean", k_slow},
-    {"cancel.storm", "uring-raw", "lost_result,ledger,canary", k_slow},
+const verdict_cell k_cells[] = {
+    {"cancel.recv_completed", "blocking", "clean", k_quick, true},
+    {"cancel.recv_completed", "epoll", "clean", k_quick, true},
+    {"cancel.recv_completed", "uring-owned", "clean", k_quick, true},
+    {"cancel.recv_completed", "uring-raw", "stream_integrity", k_quick, true},
+    {"cancel.free_after_cancel", "blocking", "clean", k_quick, true},
+    {"cancel.free_after_cancel", "epoll", "clean", k_quick, true},
+    {"cancel.free_after_cancel", "uring-owned", "clean", k_quick, true},
+    {"cancel.free_after_cancel", "uring-raw", "stream_integrity,ledger,canary", k_quick, true},
+    {"cancel.ealready", "blocking", "clean", k_slow, true},
+    {"cancel.ealready", "epoll", "clean", k_slow, true},
+    {"cancel.ealready", "uring-owned", "clean", k_slow, true},
+    {"cancel.ealready", "uring-raw", "lost_result,ledger", k_slow, true},
+    {"cancel.enoent", "blocking", "clean", k_quick, true},
+    {"cancel.enoent", "epoll", "clean", k_quick, true},
+    {"cancel.enoent", "uring-owned", "clean", k_quick, true},
+    {"cancel.enoent", "uring-raw", "connection_leak,lost_result,ledger", k_quick, true},
+    {"cancel.stop_vs_complete", "blocking", "clean", k_quick, true},
+    {"cancel.stop_vs_complete", "epoll", "clean", k_quick, true},
+    {"cancel.stop_vs_complete", "uring-owned", "clean", k_quick, true},
+    {"cancel.stop_vs_complete", "uring-raw", "lost_result", k_quick, true},
+    {"cancel.partial_write", "blocking", "clean", k_quick, true},
+    {"cancel.partial_write", "epoll", "clean", k_quick, true},
+    {"cancel.partial_write", "uring-owned", "clean", k_quick, true},
+    {"cancel.partial_write", "uring-raw", "stream_integrity,ledger", k_quick, true},
+    {"cancel.storm", "blocking", "clean", k_slow, true},
+    {"cancel.storm", "epoll", "clean", k_slow, true},
+    {"cancel.storm", "uring-owned", "clean", k_slow, true},
+    {"cancel.storm", "uring-raw", "lost_result,ledger,canary", k_slow, true},
 };
 
-std::set<std::string> kinds_of(const std::string& verdict) {
-  std::set<std::string> out;
-  std::stringstream in(verdict);
-  for (std::string k; std::getline(in, k, ',');) out.insert(k);
-  return out;
-}
-
-class races_scenarios : public testing::TestWithParam<cell> {};
+class races_scenarios : public testing::TestWithParam<verdict_cell> {};
 
 TEST_P(races_scenarios, verdict_is_deterministic) {
-  const cell& c = GetParam();
-  register_builtin_backends();
-  register_builtin_scenarios();
-  const backend_info* b = find_backend(c.backend);
-  ASSERT_NE(b, nullptr) << c.backend;
-  if (b->unavailable_reason) {
-    if (auto why = b->unavailable_reason(); !why.empty()) GTEST_SKIP() << c.backend << " unavailable: " << why;
-  }
-#if RINGSIDE_ASAN || RINGSIDE_TSAN
-  // In-process, the negative control's sanitizer report (a buffer released
-  // while lent to the kernel) would end this test binary; `ringside check`
-  // runs it in a child (tests/safety/check_test.cpp).
-  if (std::string_view(c.backend) == "uring-raw") GTEST_SKIP() << "negative control: sanitizer build";
-#endif
-  const scenario_info* s = find_scenario(c.scenario);
-  ASSERT_NE(s, nullptr) << c.scenario;
-  const auto want = kinds_of(c.verdict);
   double slowest = 0;
-  for (const uint64_t seed : k_seeds) {
-    param_overrides o;
-    o.seed = seed;
-    const params p = resolve_params(*s, o);
-    for (int rep = 0; rep < c.repetitions; ++rep) {
-      const auto t0 = std::chrono::steady_clock::now();
-      const run_result r = run_scenario(*b, *s, p, run_options{.quarantine_depth = 64, .exactly_once = true});
-      slowest = std::max(slowest, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-      ASSERT_EQ(kinds_of(r.verdict), want) << "seed " << seed << " repetition " << rep << ": " << describe(r);
-    }
-  }
+  expect_verdict(GetParam(), 0, &slowest);
   RecordProperty("slowest_run_s", std::to_string(slowest));
 }
 
@@ -141,13 +99,7 @@ TEST(races_storm, ten_thousand_pairs_are_clean_on_correct_backends) {
   }
 }
 
-std::string cell_name(const testing::TestParamInfo<cell>& info) {
-  std::string s = std::string(info.param.scenario) + "_" + info.param.backend;
-  std::replace_if(s.begin(), s.end(), [](char ch) { return !std::isalnum(static_cast<unsigned char>(ch)); }, '_');
-  return s;
-}
-
-INSTANTIATE_TEST_SUITE_P(cancel, races_scenarios, testing::ValuesIn(k_cells), cell_name);
+INSTANTIATE_TEST_SUITE_P(cancel, races_scenarios, testing::ValuesIn(k_cells), verdict_cell_name);
 
 }  // namespace
 }  // namespace ringside

@@ -31,6 +31,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using test::fill_pattern;
+using test::fixed_loop;
 using test::has_pattern;
 
 // Completions per op, for exactly-once checks.
@@ -591,31 +592,6 @@ INSTANTIATE_TEST_SUITE_P(backends, uring_loop_test, ::testing::Values("uring-raw
                          });
 
 // ---------------------------------------------------- the loop by itself ----
-
-// A loop with the owned contract and fixed buffers on, to test the base
-// without going through the registry.
-class fixed_loop final : public uring_loop {
- public:
-  explicit fixed_loop(const uring_loop_options& o) : uring_loop(o) {}
-  ~fixed_loop() override { teardown(); }
-  [[nodiscard]] std::string_view name() const noexcept override { return "test-fixed"; }
-  [[nodiscard]] const backend_caps& caps() const noexcept override {
-    static const backend_caps c{.contract = buffer_contract::owned, .fixed_buffers = true};
-    return c;
-  }
-  int cancel(op_id id) noexcept override {
-    op_slot* s = pending(id);
-    if (s == nullptr) return -ENOENT;
-    request_cancel(*s);
-    return 0;
-  }
-  void drop(op_id id) noexcept override {
-    if (op_slot* s = attached(id)) {
-      detach(*s);
-      request_cancel(*s);
-    }
-  }
-};
 
 TEST(uring_loop, fixed_buffers_carry_file_io) {
   RINGSIDE_REQUIRE_URING();

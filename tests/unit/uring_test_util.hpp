@@ -18,6 +18,7 @@
 
 #include "harness/backend.hpp"
 #include "harness/ring.hpp"
+#include "harness/uring_loop.hpp"
 #include "harness/unique_fd.hpp"
 
 // Skips the test (with the reason) where io_uring cannot be used.
@@ -79,5 +80,31 @@ inline bool has_pattern(std::span<const std::byte> s, uint8_t seed) {
 inline int run_briefly(backend& be, std::chrono::milliseconds budget = 5000ms) {
   return be.run(clock_type::now() + budget);
 }
+
+// A loop with the owned contract and fixed buffers on, to test the base
+// (registration and its fallback) without going through the registry: no
+// registered backend asks for fixed buffers yet.
+class fixed_loop final : public uring_loop {
+ public:
+  explicit fixed_loop(const uring_loop_options& o) : uring_loop(o) {}
+  ~fixed_loop() override { teardown(); }
+  [[nodiscard]] std::string_view name() const noexcept override { return "test-fixed"; }
+  [[nodiscard]] const backend_caps& caps() const noexcept override {
+    static const backend_caps c{.contract = buffer_contract::owned, .fixed_buffers = true};
+    return c;
+  }
+  int cancel(op_id id) noexcept override {
+    op_slot* s = pending(id);
+    if (s == nullptr) return -ENOENT;
+    request_cancel(*s);
+    return 0;
+  }
+  void drop(op_id id) noexcept override {
+    if (op_slot* s = attached(id)) {
+      detach(*s);
+      request_cancel(*s);
+    }
+  }
+};
 
 }  // namespace ringside::test
