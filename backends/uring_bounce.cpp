@@ -1,25 +1,33 @@
 // uring-bounce: the borrowed-buffer API made safe over io_uring ("there needs
-// to be at least one copy"). The caller's buffer is never lent to the kernel:
-// every payload op runs on an internal buffer the backend owns, and the
-// caller's bytes move through exactly one counted copy (copy_payload).
+// to be at least one copy"). The kernel never writes into the caller's
+// buffer: every read and recv runs on an internal buffer the backend owns,
+// and the bytes that arrived move into the caller's span through exactly one
+// counted copy (copy_payload). Sends and writes need no copy to be safe: the
+// kernel only reads their buffer, and their result must wait for the kernel
+// anyway (see cancel below), so they lend the caller's buffer the way
+// uring-owned does — held by the op to its final CQE (send_zc: its
+// notification), in the graveyard when dropped. One user copy per payload
+// byte received, none per byte sent: on tcp.stream, one more than uring-owned.
 //
 // Buffer contract (bounce):
-// - Caller's buffer (op.buf): read/write/recv/send/send_zc keep it in the
-//   op's record and never give the kernel its address. A write/send copies
-//   caller -> internal at submit; a read/recv copies internal -> caller (res
-//   bytes) when its result is delivered. So the caller's buffer is free of
-//   the kernel at every moment: on cancel, on drop (released to its pool at
-//   once), on teardown.
+// - Caller's buffer (op.buf) of a read/recv: kept in the op's record, its
+//   address never given to the kernel; internal -> caller copy (res bytes)
+//   when the result is delivered. So that buffer is free of the kernel at
+//   every moment: on cancel (-ECANCELED at once, below), on drop (released
+//   to its pool at once), on teardown.
+// - Caller's buffer of a write/send/send_zc: lent to the kernel and returned
+//   only with the op's final CQE (or notification), like uring-owned; a
+//   dropped one waits in uring_loop's graveyard. The ledger watches the
+//   run's pool for these.
 // - Internal buffers come from the backend's own page-aligned buffer_pools
 //   (the main one sized at attach_pool from the run's pool, more added when
-//   it runs dry: one mmap per pool, none per op in steady state). The kernel
-//   only ever sees these, so the ledger (it watches the main internal pool
-//   instead of the run's: nothing else is lent), the ASan poisoning and the
-//   TSan kernel fibers apply to them. An internal buffer goes back to its
-//   pool only at its op's final CQE: the op slot holds it until then
-//   (uring_loop), also after the caller has had its completion (the
-//   graveyard). Overflow pools (never needed by the suite) are not watched
-//   by the ledger, which watches one pool: the main one.
+//   it runs dry: one mmap per pool, none per op in steady state). The ledger
+//   watches the main internal pool as well as the run's; the ASan poisoning
+//   and the TSan kernel fibers apply to every lent buffer. An internal
+//   buffer goes back to its pool only at its op's final CQE: the op slot
+//   holds it until then (uring_loop), also after the caller has had its
+//   completion (the graveyard). Overflow pools (never needed by the suite)
+//   are not watched by the ledger.
 //
 // cancel(id) and what each op kind's result then means:
 // - recv, and read at the current position (~0: pipes, sockets) or at an
@@ -53,14 +61,14 @@
 //   a blocking socket) whose stash lands after a LATER recv on the same fd
 //   was issued would reorder the stream; io_uring arms poll for sockets even
 //   with IOSQE_ASYNC, and no scenario issues one.
-// - send, write, send_zc: the payload is in the internal buffer since
-//   submit, so the caller's span is free from then on — but a send cannot be
-//   un-sent: its result must be the bytes really sent, or a stream's sender
-//   would resend (duplicates) or skip (gaps) data (cancel.partial_write,
-//   cancel.enoent). So cancel() asks the kernel and the op completes at its
-//   own final CQE, like uring-owned: the partial count, the full count, or
-//   -ECANCELED when nothing was sent. send_zc completes at its notification
-//   (uring_loop), the internal buffer with it.
+// - send, write, send_zc: a send cannot be un-sent: its result must be the
+//   bytes really sent, or a stream's sender would resend (duplicates) or
+//   skip (gaps) data (cancel.partial_write, cancel.enoent). So cancel() asks
+//   the kernel and the op completes at its own final CQE, exactly as on
+//   uring-owned: the partial count, the full count, or -ECANCELED when
+//   nothing was sent; send_zc at its notification (uring_loop). A bounce
+//   copy would buy the caller nothing here (its completion waits for the
+//   kernel either way), so there is none: the caller's buffer is lent.
 // - accept, connect, close, fsync, timeout, nop carry no buffer: exactly
 //   uring-owned (the result at the op's own CQE; an accepted fd is never
 //   lost).
@@ -69,11 +77,12 @@
 //   an owned-buffer API by construction, with no caller span to protect. It
 //   passes through unbounced, like uring-owned (zero user copies; the
 //   ledger watches only the internal pool, so it does not see those).
-// drop(id): the waiter is never called again; the caller's buffer goes back
-// to its pool at once (the kernel never had it); the op is cancelled and its
-// internal buffer waits in the graveyard for the final CQE; a dropped
-// recv's late bytes are stashed like a cancelled one's (a stream's next
-// reader gets them).
+// drop(id): the waiter is never called again; the op is cancelled. A read's
+// or recv's caller buffer goes back to its pool at once (the kernel never
+// had it), its internal buffer waits in the graveyard for the final CQE, and
+// a dropped stream read's late bytes are stashed like a cancelled one's (a
+// stream's next reader gets them). A send's or write's caller buffer (the
+// kernel has it) waits in the graveyard, as on uring-owned.
 //
 // Everything else is uring_loop's: deadline_ns (linked timeout: the op ends
 // with its own CQE), force_async, wait_all, submit-failure injection,
@@ -106,8 +115,9 @@ namespace ringside {
 
 namespace {
 
-// The payload ops whose buffer is bounced through an internal one.
-constexpr bool bounced(op_kind k) noexcept { return moves_payload(k); }
+// The payload ops whose buffer is bounced through an internal one: those the
+// kernel writes into (read, recv). Writes and sends lend the caller's.
+constexpr bool bounced(op_kind k) noexcept { return moves_payload(k) && kernel_writes_buffer(k); }
 
 // A receive whose late bytes belong to a stream (so they are stashed, not
 // dropped): a recv, or a read at the current position.
@@ -187,8 +197,8 @@ class uring_bounce final : public uring_loop {
         // A regular-file read, once issued, runs to completion in the kernel
         // (into the internal buffer); its caller may be told -ECANCELED first.
         .cancel_file_io = false,
-        // The caller's buffer is never held by the kernel: it comes back at
-        // the completion, which may precede the internal op's final CQE.
+        // A read's buffer comes back at its completion, which may precede
+        // the internal op's final CQE (a send's waits for its own).
         .holds_buffer_until_completion = false,
         .zero_copy_send = true,
         // uring_loop's exiting-submitter ring (op.submitter_exits).
@@ -197,13 +207,14 @@ class uring_bounce final : public uring_loop {
     return c;
   }
 
-  // The kernel sees internal buffers only: the ledger watches the main
-  // internal pool, sized from the run's (one per caller buffer in flight,
-  // plus as many for the graveyard and stashes).
+  // Reads lend the kernel internal buffers, sends the run's: the ledger
+  // watches both pools. The main internal pool is sized from the run's (one
+  // per caller buffer in flight, plus as many for the graveyard and stashes).
   void attach_pool(buffer_pool& pool) override {
     if (!pools_.empty()) return;
     add_pool(main_count(pool.count(), pool.buffer_size()), pool.buffer_size());
     uring_loop::attach_pool(*pools_.front());
+    ledger().watch_also(pool);
   }
 
   op_id submit(op&& o, op_waiter* w) noexcept override;
@@ -397,8 +408,7 @@ op_id uring_bounce::submit(op&& o, op_waiter* w) noexcept {
   r->no_early = o.submitter_exits;
   r->bounce = bounce;
   if (bounce) {
-    // The one copy of a write: the caller's span is free from here on.
-    if (!kernel_writes_buffer(o.kind)) copy_payload(ib.first(o.len), payload(o));
+    // The kernel gets the internal buffer; the caller's waits in the record.
     r->user = std::move(o.buf);
     r->user_offset = o.buf_offset;
     o.buf = std::move(ib);

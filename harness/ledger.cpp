@@ -108,18 +108,25 @@ buffer_ledger::~buffer_ledger() { unwatch(); }
 
 void buffer_ledger::watch(buffer_pool& pool) {
   unwatch();
-  per_buffer_.assign(pool.count(), 0);
-  pool_ = &pool;
-  pool_base_ = pool.region().data();
-  pool_buf_size_ = pool.buffer_size();
+  watch_also(pool);
+}
+
+void buffer_ledger::watch_also(buffer_pool& pool) {
+  if (find_pool(pool) != nullptr) return;
+  // Ranges recorded before this pool was watched keep first = -1: a pool
+  // is watched at setup, before any op lends its memory.
+  watched_pool w{&pool, pool.region().data(), pool.region().size(), pool.buffer_size(),
+                 uint32_t(per_buffer_.size()), uint32_t(pool.count())};
+  pools_.reserve(pools_.size() + 1);
+  per_buffer_.resize(per_buffer_.size() + pool.count(), 0);
+  pools_.push_back(w);
   pool.add_observer(this);
 }
 
 void buffer_ledger::unwatch() noexcept {
-  if (pool_ == nullptr) return;
-  pool_->remove_observer(this);
-  pool_ = nullptr;
-  pool_base_ = nullptr;
+  if (pools_.empty()) return;
+  for (auto& w : pools_) w.pool->remove_observer(this);
+  pools_.clear();
   // In-flight entries stay (their final CQEs still arrive) but no longer
   // point into a watched pool.
   per_buffer_.clear();
@@ -179,11 +186,13 @@ void buffer_ledger::on_submit(uint64_t user_data, op_kind kind, std::span<const 
     auto& r = e.r[e.nranges++];
     r.data = static_cast<const std::byte*>(br.data);
     r.len = br.len;
-    if (pool_base_ != nullptr && pool_->contains(br.data)) {
-      const size_t off = size_t(r.data - pool_base_);
-      const size_t end = std::min(off + br.len, pool_->region().size()) - 1;
-      r.first = int32_t(off / pool_buf_size_);
-      r.last = int32_t(end / pool_buf_size_);
+    for (const auto& w : pools_) {
+      if (!w.pool->contains(br.data)) continue;
+      const size_t off = size_t(r.data - w.base);
+      const size_t end = std::min(off + br.len, w.bytes) - 1;
+      r.first = int32_t(w.first + off / w.buf_size);
+      r.last = int32_t(w.first + end / w.buf_size);
+      break;
     }
   }
   if (e.nranges == 0) return;
@@ -249,13 +258,20 @@ bool buffer_ledger::lends(const void* p) const noexcept {
   return false;
 }
 
-void buffer_ledger::on_acquire(const buffer_pool& pool, uint32_t index) noexcept {
-  if (&pool == pool_ && in_flight_on(index)) report_conflicts(index, "re-acquired", nullptr);
+void buffer_ledger::on_event(const buffer_pool& pool, uint32_t index, const char* what) noexcept {
+  // One pool in the common case: the loop ends at its first entry.
+  for (const auto& w : pools_) {
+    if (w.pool != &pool) continue;
+    if (index < w.count && per_buffer_[w.first + index] != 0) report_conflicts(w.first + index, what, nullptr);
+    return;
+  }
 }
 
-void buffer_ledger::on_release(const buffer_pool& pool, uint32_t index) noexcept {
-  if (&pool == pool_ && in_flight_on(index)) report_conflicts(index, "released", nullptr);
+void buffer_ledger::on_acquire(const buffer_pool& pool, uint32_t index) noexcept {
+  on_event(pool, index, "re-acquired");
 }
+
+void buffer_ledger::on_release(const buffer_pool& pool, uint32_t index) noexcept { on_event(pool, index, "released"); }
 
 void buffer_ledger::report_conflicts(uint32_t index, const char* what, const entry* newcomer) noexcept {
   try {
@@ -273,9 +289,12 @@ void buffer_ledger::report_conflicts(uint32_t index, const char* what, const ent
         ++dropped_;  // counted, not formatted: a storm must not cost a string each
         continue;
       }
-      std::string d = fmt::format("buffer {} [{},+{}) {} while op {:#x} ({}) in flight", index,
-                                  static_cast<const void*>(pool_base_ + size_t(index) * pool_buf_size_),
-                                  pool_buf_size_, what, e.key, to_string(e.kind));
+      const watched_pool* w = pool_at(index);
+      const uint32_t local = w != nullptr ? index - w->first : index;
+      const size_t size = w != nullptr ? w->buf_size : 0;
+      const std::byte* at = w != nullptr ? w->base + size_t(local) * size : nullptr;
+      std::string d = fmt::format("buffer {} [{},+{}) {} while op {:#x} ({}) in flight", local,
+                                  static_cast<const void*>(at), size, what, e.key, to_string(e.kind));
       if (newcomer != nullptr) d += fmt::format(" (new op {:#x} ({}))", newcomer->key, to_string(newcomer->kind));
       if (capture_) {
         if (here.empty()) {

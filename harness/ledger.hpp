@@ -53,11 +53,18 @@ class buffer_ledger final : public buffer_observer {
   buffer_ledger(buffer_ledger&&) = delete;
   buffer_ledger& operator=(buffer_ledger&&) = delete;
 
-  // Observes pool's acquires and releases until unwatch() (or destruction).
-  // Setup: may allocate; not thread-safe against concurrent pool use.
+  // Observes pool's acquires and releases until unwatch() (or destruction):
+  // watch() replaces what was watched, watch_also() adds a pool (a backend
+  // that lends the kernel buffers of two pools: uring-bounce lends its
+  // internal pool to reads and the run's pool to sends). Setup: may
+  // allocate; not thread-safe against concurrent pool use.
   void watch(buffer_pool& pool);
+  void watch_also(buffer_pool& pool);
   void unwatch() noexcept;
-  [[nodiscard]] const buffer_pool* watched() const noexcept { return pool_; }
+  // The first pool watched (null: none).
+  [[nodiscard]] const buffer_pool* watched() const noexcept {
+    return pools_.empty() ? nullptr : pools_.front().pool;
+  }
 
   // Records the submission stack of every op and the release stack of every
   // violation (backtrace(); too slow for throughput runs, so off by default).
@@ -73,9 +80,14 @@ class buffer_ledger final : public buffer_observer {
   void on_final(uint64_t user_data) noexcept;
 
   [[nodiscard]] size_t in_flight() const noexcept { return size_; }
-  // True if some in-flight range overlaps pool buffer `index` of the watched pool.
+  // True if some in-flight range overlaps buffer `index` of `pool` (a
+  // watched one; else false), or of the first pool watched.
+  [[nodiscard]] bool in_flight_on(const buffer_pool& pool, uint32_t index) const noexcept {
+    const watched_pool* w = find_pool(pool);
+    return w != nullptr && index < w->count && per_buffer_[w->first + index] != 0;
+  }
   [[nodiscard]] bool in_flight_on(uint32_t index) const noexcept {
-    return index < per_buffer_.size() && per_buffer_[index] != 0;
+    return !pools_.empty() && in_flight_on(*pools_.front().pool, index);
   }
   // True if some in-flight range contains the byte at p. A scan of the
   // table: for tests and diagnostics, not for the per-op path.
@@ -94,9 +106,33 @@ class buffer_ledger final : public buffer_observer {
   struct range_rec {
     const std::byte* data = nullptr;
     size_t len = 0;
-    int32_t first = -1;  // pool buffer indices the range covers; -1: not pool memory
+    // Buffers the range covers, as indices into per_buffer_ (a watched
+    // pool's first + its own index); -1: not memory of a watched pool.
+    int32_t first = -1;
     int32_t last = -1;
   };
+  // A watched pool: its buffers are per_buffer_[first, first + count).
+  struct watched_pool {
+    buffer_pool* pool = nullptr;
+    const std::byte* base = nullptr;
+    size_t bytes = 0;
+    size_t buf_size = 0;
+    uint32_t first = 0;
+    uint32_t count = 0;
+  };
+  [[nodiscard]] const watched_pool* find_pool(const buffer_pool& pool) const noexcept {
+    for (const auto& w : pools_)
+      if (w.pool == &pool) return &w;
+    return nullptr;
+  }
+  // The watched pool whose per_buffer_ indices include i.
+  [[nodiscard]] const watched_pool* pool_at(uint32_t i) const noexcept {
+    for (const auto& w : pools_)
+      if (i >= w.first && i - w.first < w.count) return &w;
+    return nullptr;
+  }
+  // An event on buffer index of a watched pool: its per_buffer_ index.
+  void on_event(const buffer_pool& pool, uint32_t index, const char* what) noexcept;
   struct entry {
     uint64_t key = 0;  // user_data; 0 = empty
     op_kind kind = op_kind::nop;
@@ -129,10 +165,8 @@ class buffer_ledger final : public buffer_observer {
   unsigned shift_ = 64;
   size_t size_ = 0;
 
-  buffer_pool* pool_ = nullptr;
-  const std::byte* pool_base_ = nullptr;
-  size_t pool_buf_size_ = 0;
-  std::vector<uint32_t> per_buffer_;  // in-flight ranges per pool buffer
+  std::vector<watched_pool> pools_;
+  std::vector<uint32_t> per_buffer_;  // in-flight ranges per buffer of the watched pools
 
   bool capture_ = false;
   std::vector<violation> violations_;

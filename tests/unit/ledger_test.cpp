@@ -71,6 +71,44 @@ TEST(ledger, release_after_final_cqe_is_clean) {
   EXPECT_TRUE(take(ledger).empty());
 }
 
+// uring-bounce lends two pools (its internal one to reads, the run's to
+// sends): a release in either, while in flight, is caught and named by the
+// buffer's index in its own pool; watching both costs the first nothing.
+TEST(ledger, watches_a_second_pool) {
+  buffer_pool internal(4, 4096);
+  buffer_pool run(3, 8192);
+  buffer_ledger ledger;
+  ledger.watch(internal);
+  ledger.watch_also(run);
+  ledger.watch_also(run);  // twice: still one observer, one set of counts
+  EXPECT_EQ(ledger.watched(), &internal);
+  buffer a = internal.acquire();
+  buffer b = run.acquire();
+  buffer c = run.acquire();
+  const byte_range ra[] = {{a.data(), 4096}};
+  const byte_range rc[] = {{c.data() + 8, 100}};
+  ledger.on_submit(11, op_kind::recv, ra);
+  ledger.on_submit(12, op_kind::send, rc);
+  EXPECT_TRUE(ledger.in_flight_on(internal, a.index()));
+  EXPECT_TRUE(ledger.in_flight_on(run, c.index()));
+  EXPECT_FALSE(ledger.in_flight_on(run, b.index()));
+  b.reset();  // not lent: clean
+  EXPECT_TRUE(take(ledger).empty());
+  const uint32_t ci = c.index();
+  c.reset();  // the kernel may still read it
+  auto v = take(ledger);
+  ASSERT_EQ(v.size(), 1u) << details(v);
+  EXPECT_NE(v[0].detail.find("buffer " + std::to_string(ci) + " ["), std::string::npos) << v[0].detail;
+  EXPECT_NE(v[0].detail.find(",+8192) released while op 0xc (send) in flight"), std::string::npos) << v[0].detail;
+  ledger.on_final(11);
+  a.reset();
+  EXPECT_TRUE(take(ledger).empty());
+  ledger.on_final(12);
+  ledger.unwatch();
+  EXPECT_EQ(ledger.watched(), nullptr);
+  EXPECT_FALSE(ledger.in_flight_on(run, 0));
+}
+
 TEST(ledger, reacquire_of_memory_in_flight_is_a_violation) {
   buffer_pool pool(1, 4096);
   buffer_ledger ledger;

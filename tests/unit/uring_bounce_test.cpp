@@ -1,7 +1,8 @@
 // Description: uring-bounce (backends/uring_bounce.cpp), through the real
 // backend from the registry, real rings, sockets and files:
-// - the copy count: every payload byte an op moves costs exactly one user
-//   copy more than on uring-owned (one per kernel copy; uring-owned: none);
+// - the copy count: every payload byte received costs exactly one user copy
+//   (uring-owned: none), every byte sent none (a send lends the caller's
+//   buffer, held to its final CQE like uring-owned's);
 // - the stash: a read cancelled while the kernel runs it completes
 //   -ECANCELED at once, the bytes the kernel then reads land in the internal
 //   buffer and the next read on that fd gets them: no byte lost;
@@ -54,8 +55,7 @@ struct scoped_env {
 
 // One-way transfer of `chunks` x `bs` bytes from a to b (a tcp.stream in
 // miniature: a sender and a receiver stream, one loop).
-// *offered: bytes handed to sends (a partial send's rest is offered again).
-task<> stream_sender(backend& be, buffer_pool& pool, int fd, uint32_t bs, int chunks, uint64_t* offered) {
+task<> stream_sender(backend& be, buffer_pool& pool, int fd, uint32_t bs, int chunks) {
   io x(be);
   buffer buf = pool.acquire();
   for (int k = 0; k < chunks; ++k) {
@@ -64,7 +64,6 @@ task<> stream_sender(backend& be, buffer_pool& pool, int fd, uint32_t bs, int ch
       // A named op: g++ 12 mishandles an aggregate temporary with a buffer
       // inside a co_await expression (its destructor runs twice).
       op o{.kind = op_kind::send, .fd = fd, .len = bs - done, .buf_offset = done, .buf = std::move(buf)};
-      *offered += bs - done;
       auto c = co_await x.submit(std::move(o));
       buf = std::move(c.buf);
       if (c.res <= 0) {
@@ -93,8 +92,7 @@ task<> stream_receiver(backend& be, buffer_pool& pool, int fd, uint64_t total, u
 struct transfer_meters {
   uint64_t user = 0;
   uint64_t kernel = 0;
-  uint64_t moved = 0;    // payload bytes moved by ops: sent plus received
-  uint64_t offered = 0;  // payload bytes ops were given: offered to sends plus received
+  uint64_t payload = 0;  // bytes carried by the stream (each sent once, received once)
 };
 
 transfer_meters measure_transfer(const char* name) {
@@ -107,35 +105,31 @@ transfer_meters measure_transfer(const char* name) {
   be->attach_pool(pool);
   auto sp = test::make_socketpair();
   uint64_t got = 0;
-  uint64_t offered = 0;
   const auto m0 = meters::read();
   be->spawn(stream_receiver(*be, pool, sp.b.get(), uint64_t(bs) * chunks, &got));
-  be->spawn(stream_sender(*be, pool, sp.a.get(), bs, chunks, &offered));
+  be->spawn(stream_sender(*be, pool, sp.a.get(), bs, chunks));
   EXPECT_EQ(test::run_briefly(*be), 0);
   const auto d = meters::read() - m0;
   EXPECT_EQ(got, uint64_t(bs) * chunks);
-  return {d.user_copy_bytes, d.kernel_copy_bytes, 2 * got, offered + got};
+  return {d.user_copy_bytes, d.kernel_copy_bytes, got};
 }
 
 TEST(uring_bounce, one_user_copy_more_per_payload_byte_than_uring_owned) {
   RINGSIDE_REQUIRE_URING();
   const transfer_meters owned = measure_transfer("uring-owned");
   const transfer_meters bounce = measure_transfer("uring-bounce");
-  ASSERT_GT(owned.moved, 0u);
-  ASSERT_EQ(owned.moved, bounce.moved);
-  // The kernel copies each byte once per op either way; uring-owned copies
-  // nothing in user space, uring-bounce exactly once per byte an op is given
-  // (the send's copy in at submit, the recv's copy out of what arrived). A
-  // partial send's rest is copied in again by the next send, so the exact
-  // count is per byte offered; without partial sends (the usual case here)
-  // that is one user copy per byte moved, one more than uring-owned.
-  EXPECT_EQ(owned.kernel, owned.moved);
-  EXPECT_EQ(bounce.kernel, bounce.moved);
+  ASSERT_GT(owned.payload, 0u);
+  ASSERT_EQ(owned.payload, bounce.payload);
+  // The kernel copies each byte twice either way (into the socket, out of
+  // it). uring-owned copies nothing in user space; uring-bounce copies each
+  // byte received once (internal buffer -> caller's span) and none sent (a
+  // send lends the caller's buffer to its final CQE): exactly one user copy
+  // per payload byte more than uring-owned, partial sends or not.
+  EXPECT_EQ(owned.kernel, 2 * owned.payload);
+  EXPECT_EQ(bounce.kernel, 2 * bounce.payload);
   EXPECT_EQ(owned.user, 0u);
-  EXPECT_EQ(bounce.user, bounce.offered);
-  if (bounce.offered == bounce.moved) {
-    EXPECT_DOUBLE_EQ(double(bounce.user) / double(bounce.moved) - double(owned.user) / double(owned.moved), 1.0);
-  }
+  EXPECT_EQ(bounce.user, bounce.payload);
+  EXPECT_DOUBLE_EQ(double(bounce.user) / double(bounce.payload) - double(owned.user) / double(owned.payload), 1.0);
 }
 
 // ----------------------------------------------------------------- stash ----
@@ -279,6 +273,59 @@ TEST(uring_bounce, fault_releasing_internal_buffer_at_cancel_is_caught_by_the_le
   bool ledger = false;
   for (const auto& x : v) ledger = ledger || x.kind == "ledger";
   EXPECT_TRUE(ledger) << "the internal buffer went back to its pool while the kernel held it, unseen";
+}
+
+// A send lends the caller's buffer itself (no bounce copy): while it is
+// parked on a full socket the ledger sees that run-pool buffer in flight;
+// dropped, it waits in the graveyard for its final CQE and comes back to
+// the pool then, with the ledger clean.
+struct parked_send {
+  bool lent_while_parked = false;
+  uint64_t user_copies = ~uint64_t{0};
+  size_t available_while_parked = 0;
+};
+task<> park_and_drop_send(backend& be, uring_loop& loop, buffer_pool& pool, int fd, parked_send* out) {
+  io x(be);
+  const auto m0 = meters::read();
+  {
+    buffer b = pool.acquire();
+    fill_pattern(b.first(4096), 3);
+    const uint32_t idx = b.index();
+    op o{.kind = op_kind::send, .fd = fd, .len = 4096, .buf = std::move(b)};
+    auto t = start(be, std::move(o));
+    (void)co_await x.nop();  // the send is in the kernel, parked on the full socket
+    out->lent_while_parked = loop.ledger().in_flight_on(pool, idx);
+    out->available_while_parked = pool.available();
+  }  // dropped
+  (void)co_await x.nop();
+  out->user_copies = (meters::read() - m0).user_copy_bytes;
+}
+
+TEST(uring_bounce, send_lends_the_callers_buffer_to_its_final_cqe) {
+  RINGSIDE_REQUIRE_URING();
+  constexpr size_t count = 4;
+  buffer_pool pool(count, 4096);
+  auto be = test::make_backend("uring-bounce");
+  ASSERT_NE(be, nullptr);
+  be->attach_pool(pool);
+  auto* loop = dynamic_cast<uring_loop*>(be.get());
+  ASSERT_NE(loop, nullptr);
+  auto sp = test::make_socketpair();
+  // Fill a's send buffer (and b's receive buffer): 10,000 x 4 KiB at most.
+  std::vector<char> junk(4096);
+  for (int i = 0; i < 10000 && ::send(sp.a.get(), junk.data(), junk.size(), MSG_DONTWAIT) > 0; ++i) {
+  }
+  parked_send out;
+  be->spawn(park_and_drop_send(*be, *loop, pool, sp.a.get(), &out));
+  EXPECT_EQ(test::run_briefly(*be), 0);
+  EXPECT_TRUE(out.lent_while_parked) << "the send's buffer (the run's pool) is not what the kernel holds";
+  EXPECT_EQ(out.available_while_parked, count - 1);
+  EXPECT_EQ(out.user_copies, 0u) << "a send must not copy";
+  be->shutdown();
+  std::vector<violation> v;
+  be->collect_violations(v);
+  EXPECT_TRUE(v.empty()) << v.front().kind << ": " << v.front().detail;
+  EXPECT_EQ(pool.available(), count);
 }
 
 TEST(uring_bounce, unknown_fault_switch_fails_construction) {
