@@ -11,7 +11,7 @@ if(NOT RINGSIDE_SANITIZER)
   set(ringside_pytest ${CMAKE_COMMAND} -E env PYTHONDONTWRITEBYTECODE=1
                       /usr/bin/python3 -m pytest -p no:cacheprovider -q -rs)
   add_test(NAME report.tools
-           COMMAND ${ringside_pytest} test_load.py test_charts.py test_html.py test_compare.py
+           COMMAND ${ringside_pytest} test_load.py test_charts.py test_html.py test_compare.py test_peers_scale.py
            WORKING_DIRECTORY ${ringside_report_dir})
   add_test(NAME report.chromium
            COMMAND ${ringside_pytest} test_chromium.py

@@ -239,3 +239,54 @@ def claims_ratio(judged):
     ax.set_title("Owned-buffer claim: same speed as raw io_uring", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def scale(series, colours):
+    """tcp.echo against connections, one line per backend: ops/s and CPU per op
+    (medians over repetitions; log x, linear y from 0). A cell that could not
+    run is an x on the x axis (the table beside the chart says why). series['probe']:
+    blocking's runs past the grid (bench-scale --probe), dashed."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.9 + HEADER_IN), squeeze=False)
+    panels = [("ops_per_second", "ops/s", "Throughput"), ("cpu_us_per_op", "CPU µs / op (user+sys)", "CPU per op")]
+    for ax, (field, ylabel, title) in zip(axes[0], panels):
+        for i, b in enumerate(series["backends"]):
+            cells = [(n, series["cells"][(b, n)]) for n in series["conns"] if (b, n) in series["cells"]]
+            pts = [(n, c[field]) for n, c in cells if c.get("n", 0) > 0]
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=4, color=colours[b], label=b)
+            failed = [n for n, c in cells if not c.get("n", 0)]
+            if failed:
+                # side by side, not on top of each other, when several backends failed at one size
+                nudge = 1 + 0.04 * (i - (len(series["backends"]) - 1) / 2)
+                ax.plot([n * nudge for n in failed], [0] * len(failed), "x", color=colours[b], markersize=9, mew=2, clip_on=False)
+        probe = [p for p in series.get("probe", []) if p.get("status") == "ok" and field in p]
+        ticks = list(series["conns"])
+        if probe:  # one run each past the grid: dashed, from the grid's last blocking point
+            b = probe[0].get("backend", "blocking")
+            last = [(n, series["cells"][(b, n)][field]) for n in series["conns"]
+                    if series["cells"].get((b, n), {}).get("n", 0) > 0][-1:]
+            xs = last + [(p["conns"], p[field]) for p in probe]
+            ax.plot([x for x, _ in xs], [y for _, y in xs], linestyle="--", marker="o", markersize=3,
+                    color=colours.get(b, "grey"))
+            for p in probe:  # no label crowding its neighbour (8000 beside 9968)
+                if p["conns"] > ticks[-1] * 1.5:
+                    ticks.append(p["conns"])
+        ax.set_xscale("log")
+        ax.set_xticks(ticks, [str(n) for n in ticks], fontsize=7.5)
+        ax.xaxis.set_minor_locator(plt.NullLocator())
+        if probe and field == "cpu_us_per_op":
+            # the probe's CPU per op is ~10x the grid's: log scale keeps the grid's lines apart
+            ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(plt.NullFormatter())
+        else:
+            ax.set_ylim(bottom=0)
+            ax.yaxis.set_major_formatter(EngFormatter())
+        ax.set_xlabel("connections (x on the axis: could not run; dashed: blocking probe, 1 run each)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=9)
+        ax.grid(True, alpha=0.25)
+    _header(fig, "tcp.echo vs connections (medians over repetitions)",
+            _backend_handles(series["backends"], colours))
+    return fig

@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from . import claims, load
+from . import claims, extras, load
 
 
 class _parser(argparse.ArgumentParser):
@@ -42,6 +42,8 @@ def report_main(argv=None):
         epilog=("Several files may be given, e.g. a `ringside run --out` file and a `ringside check --out` file: "
                 "rows are pooled; cancel.* scenarios (the safety catalogue) make the safety matrix, all other "
                 "scenarios the performance charts; repetitions of one benchmark in several files are all samples. "
+                "--peers adds the scripts/bench-peers ratios with issue 6's targets marked met or missed; --scale "
+                "adds the scripts/bench-scale table and chart. "
                 "Exit: 0 written, 2 bad usage or an unusable results file (malformed, empty, partial)."))
     p.add_argument("results", nargs="+", metavar="RESULTS.json", help="results file(s) from ringside run / check")
     p.add_argument("--out", metavar="DIR", help="output folder (default: RESULTS-report next to the first file)")
@@ -51,12 +53,19 @@ def report_main(argv=None):
                    help=f"raw io_uring backend it is judged against (default {claims.DEFAULT_RAW})")
     p.add_argument("--tolerance", type=_pct, default=5.0, metavar="PCT",
                    help="how far (percent) owned may trail raw and still be 'same speed' / 'zero overhead' (default 5)")
+    p.add_argument("--peers", metavar="PEERS.json",
+                   help="a scripts/bench-peers --out file: ratios to fio / iperf3 against issue 6's targets")
+    p.add_argument("--scale", metavar="SCALE.json",
+                   help="a scripts/bench-scale --out file: tcp.echo per backend vs connections (table and chart)")
     a = p.parse_args(argv)
     out = a.out or os.path.splitext(a.results[0])[0] + "-report"
     try:
         loaded = load.load_many(a.results)
+        peers = extras.load_peers(a.peers) if a.peers else None
+        scale = extras.load_scale(a.scale) if a.scale else None
         from . import report  # matplotlib loads only once the inputs are known to be good
-        index = report.render(a.results, out, a.owned, a.raw, a.tolerance / 100, loaded=loaded)
+        index = report.render(a.results, out, a.owned, a.raw, a.tolerance / 100, loaded=loaded, peers=peers,
+                              scale=scale)
     except load.results_error as e:
         sys.stderr.write(f"report: {e}\n")
         return 2

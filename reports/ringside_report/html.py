@@ -20,6 +20,7 @@ th,td{border:1px solid #ccc;padding:2px 6px;text-align:right;white-space:nowrap}
 th{background:#f3f3f3;position:sticky;top:0} td.l,th.l{text-align:left}
 .note{background:#fff8e1;border-left:4px solid #ffb300;padding:.4em .8em;margin:.6em 0}
 .confirmed{background:#c8e6c9;font-weight:bold} .refuted{background:#ffcdd2;font-weight:bold}
+.met{background:#c8e6c9;font-weight:bold} .missed{background:#ffcdd2;font-weight:bold}
 td.wrap{white-space:normal;text-align:left;max-width:60em}
 @media (max-width:1100px){figure{max-width:100%}}
 """

@@ -8,7 +8,7 @@ benchmark found in several files all count as samples. A part with no data is
 stated on the page instead of drawn."""
 import os
 
-from . import charts, claims, html, load, tables
+from . import charts, claims, extras, html, load, tables
 from .html import esc, num
 
 
@@ -141,9 +141,103 @@ def _syscalls_section(perf, bench, colours, out_dir):
                         html.pair(html.figure(names, "syscalls per op"), tab))
 
 
-def render(paths, out_dir, owned=claims.DEFAULT_OWNED, raw=claims.DEFAULT_RAW, tolerance=0.05, loaded=None):
+def _ratio_mark(ratio, need):
+    return ("met", 'class="met"') if ratio >= need else ("missed", 'class="missed"')
+
+
+def _peers_section(peers):
+    intro = (f"scripts/bench-peers ({esc(peers['path'])}): ringside and the peer tool alternate on the same tmpfs "
+             "file or loopback; medians over "
+             f"{esc(peers.get('reps') or '?')} repetitions of {esc(peers.get('seconds') or '?')} s each. "
+             "Ratio = ringside / peer (higher is better for ringside). Targets from issue 6.")
+    judged = extras.judge_peers(peers)
+    trows = []
+    for t in judged:
+        need = f"≥ {t['required']:.2f}x"
+        if t["ratio"] is None:
+            trows.append([esc(t["target"]), esc(t["backend"]), esc(t["peer"]), "-", need,
+                          ("not measured", 'class="missed"')])
+            continue
+        verdict, attrs = _ratio_mark(t["ratio"], t["required"])
+        trows.append([esc(t["target"]), esc(t["backend"]), esc(t["peer"]), f"{t['ratio']:.3f}x", need,
+                      (("✔ " if verdict == "met" else "✘ ") + verdict, attrs)])
+    ttab = html.table(["target", "ringside backend", "peer", "ratio", "required", "verdict"], trows, left=3)
+    rows = []
+    for r in peers["results"]:
+        need = extras.target_need(r)
+        mark = _ratio_mark(r["ratio"], need) if need is not None else ("", "")
+        who = r["backend"] + (f" [{r['backend_opts']}]" if isinstance(r.get("backend_opts"), str) and
+                              r["backend_opts"] else "")
+        rows.append([esc(r["job"]), esc(who), esc(r["peer"]), esc(r["metric"]), num(r["ringside_median"]),
+                     num(r["peer_median"]), f"{r['ratio']:.3f}x", (esc(mark[0]), mark[1]) if mark[1] else ""])
+    jtab = html.table(["job", "ringside backend", "peer", "metric", "ringside median", "peer median", "ratio",
+                       "target"], rows, left=4)
+    met = sum(t["verdict"] == "met" for t in judged)
+    summary = html.note(f"{met} of {len(judged)} peer targets met.")
+    return html.section("peers", "Against fio and iperf3", intro, summary + ttab + "<p></p>" + jtab)
+
+
+def _scale_section(scale, colours, out_dir):
+    series = extras.scale_series(scale)
+    ctx = scale.get("context") if isinstance(scale.get("context"), dict) else {}
+    intro = (f"scripts/bench-scale ({esc(scale['path'])}): {esc(scale.get('scenario', 'tcp.echo'))} at each "
+             "connection count, medians over alternating repetitions "
+             f"({esc(scale.get('reps', '?'))} x {esc(scale.get('seconds', '?'))} s). CPU per op is user+sys of "
+             "client and server together; RSS and threads are the ringside process's peak. A note \"timed region X s "
+             "for Y s asked\" marks a cell whose ops/s and CPU per op include start-up (e.g. thousands of threads "
+             "starting). Latency percentiles are per op: across I/O models, compare them with care.")
+    if ctx.get("loadavg"):
+        intro += f" Load average when written: {esc(', '.join(f'{x:.2f}' for x in ctx['loadavg']))}."
+    for b in series["backends"]:
+        colours.setdefault(b, None)
+    missing = [b for b, c in colours.items() if c is None]
+    if missing:  # backends only the scale file has: colours after the others
+        extra = charts.backend_colours(list(colours))
+        for b in missing:
+            colours[b] = extra[b]
+    parts = []
+    lim = scale["blocking_limit"]
+    if lim.get("note"):
+        parts.append(html.note(str(lim["note"])))
+    rows = []
+    for b in series["backends"]:
+        for n in series["conns"]:
+            c = series["cells"].get((b, n))
+            if c is None:
+                continue
+            if c["n"]:
+                rows.append([esc(b), str(n), str(c["n"]), num(c["ops_per_second"]), f"{c['cpu_us_per_op']:.2f}",
+                             f"{c['syscalls_per_op']:.2f}", num(c["p50_us"]), num(c["p99_us"]),
+                             num(c.get("max_rss_mb")), esc(c.get("threads_peak", "-")),
+                             (esc(c.get("reason", "")), 'class="wrap"')])
+            else:
+                rows.append([esc(b), str(n), "0", "-", "-", "-", "-", "-", num(c.get("max_rss_mb")),
+                             esc(c.get("threads_peak", "-")),
+                             (esc(f"{c['status']}: {c.get('reason', '')}"), 'class="wrap missed"')])
+    for p in scale["blocking_probe"]:
+        ok = p.get("status") == "ok"
+        rows.append([esc(f"{p.get('backend', 'blocking')} (probe)"), esc(p.get("conns", "?")), "1" if ok else "0",
+                     num(p.get("ops_per_second")) if ok else "-",
+                     f"{p['cpu_us_per_op']:.2f}" if ok else "-", f"{p['syscalls_per_op']:.2f}" if ok else "-",
+                     num(p.get("p50_us")) if ok else "-", num(p.get("p99_us")) if ok else "-",
+                     num(p.get("max_rss_mb")), esc(p.get("threads_peak", "-")),
+                     ("" if ok else (esc(f"{p.get('status')}: {p.get('reason', '')}"), 'class="wrap missed"'))])
+    tab = html.table(["backend", "conns", "n", "ops/s", "CPU µs/op", "syscalls/op", "p50 µs", "p99 µs", "RSS MB",
+                      "threads", "note"], rows, left=2)
+    if any(c["n"] for c in scale["cells"]):
+        names = charts.save(charts.scale(series, colours), out_dir, "scale")
+        # chart above the table: the table is wide (11 columns) and the chart reads better large
+        parts.append(html.figure(names, "tcp.echo ops/s and CPU per op vs connections") + "<p></p>" + tab)
+    else:
+        parts.append(html.note("No cell of the scale file could run: nothing to draw.") + tab)
+    return html.section("scale", "Scaling with connections", intro, "".join(parts))
+
+
+def render(paths, out_dir, owned=claims.DEFAULT_OWNED, raw=claims.DEFAULT_RAW, tolerance=0.05, loaded=None,
+           peers=None, scale=None):
     """-> path of index.html. Raises load.results_error on a bad input file.
-    loaded: load.load_many(paths), when the caller has it already."""
+    loaded: load.load_many(paths), when the caller has it already.
+    peers / scale: extras.load_peers / extras.load_scale documents (optional sections)."""
     docs, rows = loaded or load.load_many(paths)
     os.makedirs(out_dir, exist_ok=True)
     perf = tables.performance(rows)
@@ -173,6 +267,10 @@ def render(paths, out_dir, owned=claims.DEFAULT_OWNED, raw=claims.DEFAULT_RAW, t
         parts += [_throughput_section(perf, bench, colours, out_dir), _copies_section(perf, bench, colours, out_dir),
                   _latency_section(perf, bench, colours, out_dir), _syscalls_section(perf, bench, colours, out_dir)]
     parts.append(_claims_section(claims.judge(perf, owned, raw, tolerance), out_dir))
+    if peers is not None:
+        parts.append(_peers_section(peers))
+    if scale is not None:
+        parts.append(_scale_section(scale, dict(colours), out_dir))
     parts.append(_safety_section(matrix, out_dir))
     if unmeasured:
         parts.append(html.section("unmeasured", "Rows without a measurement", "", html.table(
@@ -185,7 +283,7 @@ def render(paths, out_dir, owned=claims.DEFAULT_OWNED, raw=claims.DEFAULT_RAW, t
 
 # Every chart this module may write: a re-render into the same folder removes
 # the ones it did not write this time (e.g. the safety matrix of an older run).
-CHART_STEMS = ["throughput", "copies", "latency", "syscalls", "claims_throughput_ratio", "safety_matrix"]
+CHART_STEMS = ["throughput", "copies", "latency", "syscalls", "claims_throughput_ratio", "safety_matrix", "scale"]
 
 
 def _remove_stale_charts(out_dir, parts):
