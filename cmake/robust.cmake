@@ -7,7 +7,11 @@
 #   robust_tests    tests/robust/*_test.cpp, ctest label `robust`: the real
 #                   ringside binary under no_uring and under prlimit, fixed
 #                   buffers under a low RLIMIT_MEMLOCK, 100 runs in one process
-#                   without growth.
+#                   without growth, interrupts (SIGINT/SIGTERM mid-run and
+#                   mid-check), crash isolation (RINGSIDE_SCENARIO_FAULT),
+#                   output discipline.
+#   robust.cli_bad_input  tests/robust/test_cli_bad_input.py (pytest): every
+#                   option of run/check/repro/list given bad values.
 #   fuzz_parse,     libFuzzer targets (tests/fuzz/), built with clang++ only
 #   fuzz_repro      when clang++ and its fuzzer runtime are present; ctest
 #                   label `fuzz` runs each for a bounded time over the seed
@@ -29,10 +33,24 @@ if(RINGSIDE_ROBUST_TESTS)
   target_compile_definitions(robust_tests PRIVATE RINGSIDE_BIN="$<TARGET_FILE:ringside>"
                              RINGSIDE_NO_URING_BIN="$<TARGET_FILE:no_uring>"
                              RINGSIDE_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+  # The example plugin, for a plugin row in the output-discipline test (plugins.cmake
+  # is included first when present).
+  if(TARGET ringside_example_plugin)
+    add_dependencies(robust_tests ringside_example_plugin)
+    target_compile_definitions(robust_tests PRIVATE RINGSIDE_EXAMPLE_PLUGIN="$<TARGET_FILE:ringside_example_plugin>")
+  endif()
   # 300 s: the no-growth series (100 runs) is the longest, about 10-30 s here.
   gtest_discover_tests(robust_tests TEST_PREFIX "robust." DISCOVERY_TIMEOUT 60
                        PROPERTIES LABELS robust TIMEOUT 300 SKIP_RETURN_CODE 77)
 endif()
+
+# Bad input at the CLI (tests/robust/test_cli_bad_input.py): a table of bad
+# values for every option of run, check, repro and list, each run through the
+# real binary under pytest; every one must be one line on stderr, exit 2.
+add_test(NAME robust.cli_bad_input
+         COMMAND ${CMAKE_COMMAND} -E env RINGSIDE_BIN=$<TARGET_FILE:ringside> PYTHONDONTWRITEBYTECODE=1
+                 /usr/bin/python3 -m pytest -p no:cacheprovider -q ${PROJECT_SOURCE_DIR}/tests/robust/test_cli_bad_input.py)
+set_tests_properties(robust.cli_bad_input PROPERTIES LABELS robust TIMEOUT 900)
 
 # ---- fuzzers: clang++ -fsanitize=fuzzer,address,undefined ----
 # The project builds with g++; libFuzzer comes with clang. Each source is
@@ -132,4 +150,4 @@ ringside_fuzzer(fuzz_parse 20 tests/fuzz/fuzz_parse.cpp harness/parse.cpp)
 # results.cpp (violation_json), histogram.cpp and scenario.cpp (results.cpp's
 # row writer): the closure is listed here, nothing else of the core.
 ringside_fuzzer(fuzz_repro 20 tests/fuzz/fuzz_repro.cpp harness/repro.cpp harness/parse.cpp harness/results.cpp
-                harness/histogram.cpp harness/scenario.cpp)
+                harness/histogram.cpp harness/scenario.cpp harness/backend_opts.cpp)

@@ -1,6 +1,8 @@
 // Counting replacement of the global operator new. Linked into every ringside
 // executable (not the library) so allocs_per_op counts every C++ allocation.
 // operator delete is replaced too, so new/delete stay a matching pair for ASan.
+// With RINGSIDE_INSTRUMENTATION=0 count_alloc() is empty and this is a plain
+// malloc-backed operator new.
 #include <cstdlib>
 #include <new>
 

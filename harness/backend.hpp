@@ -123,9 +123,28 @@ class backend {
 };
 
 // ---- registry by name ----
+// io_uring features a run asks for (`--backend-opt`, harness/backend_opts.hpp
+// parses and prints them). Only the io_uring backends (uring-raw, uring-owned,
+// uring-bounce: everything built on uring_loop) honour them; others get the
+// defaults. Trivially copyable on purpose (it crosses the plugin boundary
+// inside backend_options).
+struct uring_features {
+  bool fixed_files = false;      // sparse registered file table, IOSQE_FIXED_FILE on every op's fd
+  bool fixed_buffers = false;    // the pool as registered buffers: READ_FIXED / WRITE_FIXED / SEND_ZC fixed
+  uint32_t batch = 0;            // 0: submit when the loop waits; N: also whenever N SQEs are queued, reap <= N CQEs a pass
+  int8_t single_issuer = -1;     // -1: the default (on), 0: off, 1: on (SINGLE_ISSUER + DEFER_TASKRUN)
+  bool sqpoll = false;           // IORING_SETUP_SQPOLL (wins over DEFER_TASKRUN, which the kernel refuses with it)
+  uint32_t sqpoll_idle_ms = 0;   // sq_thread_idle; 0: the kernel's default (1 s)
+  bool multishot = false;        // tcp receive paths: recv_multishot + provided buffer ring
+  bool send_zc = false;          // send ops go out as IORING_OP_SEND_ZC (buffer back at the F_NOTIF CQE)
+  uint32_t link_timeout_ms = 0;  // every op (but timeouts) carries a linked timeout of this many ms
+  friend bool operator==(const uring_features&, const uring_features&) = default;
+};
+
 struct backend_options {
   uint32_t queue_depth = 64;   // ring/loop sizing hint
   uint32_t max_streams = 64;
+  uring_features uring;        // --backend-opt (io_uring backends only)
 };
 
 struct backend_info {

@@ -1,5 +1,7 @@
 #include "harness/check.hpp"
 
+#include "harness/backend_opts.hpp"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -23,6 +25,7 @@
 #include "harness/plugin.hpp"
 #include "harness/repro.hpp"
 #include "harness/results.hpp"
+#include "harness/tempdir.hpp"
 
 extern char** environ;
 
@@ -82,22 +85,39 @@ struct child {
   clock_type::time_point started;
   std::string json_path, err_path;
   bool killed = false;
+  // The child's own directories, removed with everything in them once it is
+  // reaped, however it ended (a crash, a hang killed with SIGKILL, an
+  // interrupt): tmp is its TMPDIR and holds its JSON and stderr files; dir,
+  // when the cell has --dir D, is a subdirectory of D passed as its --dir.
+  std::unique_ptr<temp_dir> tmp, dir;
+  clock_type::time_point term_sent{};  // when SIGTERM was forwarded (interrupt)
 };
+
+// Makes the child's directories and file names (before spawn_child).
+void prepare_child(child& ch, const repro_spec& spec) {
+  try {
+    ch.tmp = std::make_unique<temp_dir>();
+  } catch (const std::system_error& e) {
+    // e.what() is "<parent>: <strerror>": a missing or unwritable $TMPDIR.
+    throw usage_error(fmt::format("temp dir ($TMPDIR or /tmp) {}", e.what()));
+  }
+  ch.json_path = ch.tmp->file("result.json");
+  ch.err_path = ch.tmp->file("stderr.txt");
+  for (const auto& [k, v] : spec.args)
+    if (k == "dir") {
+      try {
+        ch.dir = std::make_unique<temp_dir>(v);
+      } catch (const std::system_error&) {
+        // The child reports the bad --dir itself (one line, exit 2).
+      }
+    }
+}
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-std::string make_temp(const char* tag) {
-  const char* base = std::getenv("TMPDIR");
-  std::string tmpl = fmt::format("{}/ringside-check-{}-XXXXXX", base && *base ? base : "/tmp", tag);
-  const int fd = ::mkstemp(tmpl.data());
-  if (fd < 0) throw std::system_error(errno, std::generic_category(), "mkstemp " + tmpl);
-  ::close(fd);
-  return tmpl;
 }
 
 void add_kind(std::vector<std::string>& kinds, std::string k) {
@@ -109,7 +129,8 @@ std::string first_error_line(const std::string& err) {
   std::istringstream in(err);
   std::string line;
   while (std::getline(in, line))
-    if (line.find("ERROR") != std::string::npos || line.find("WARNING") != std::string::npos ||
+    if (line.rfind("ringside: note:", 0) == 0) continue;  // notes explain nothing
+    else if (line.find("ERROR") != std::string::npos || line.find("WARNING") != std::string::npos ||
         line.find("runtime error") != std::string::npos || line.find("ringside:") != std::string::npos)
       return line;
   return {};
@@ -166,7 +187,7 @@ void settle(cell_state& c, const child& ch, int status) {
   san("runtime error:", "ubsan");
   if (ch.killed) {
     add_kind(o.kinds, "hang");
-    c.violations.push_back({"hang", "check: the cell's process outlived its timeout and was killed"});
+    c.violations.push_back({"hang", "its process outlived the timeout (watchdog + slack) and was killed"});
   } else if (!have_doc) {
     // No result and no sanitizer to explain it: a crash (or a usage error).
     const bool sanitized = !o.kinds.empty();
@@ -196,7 +217,7 @@ pid_t spawn_child(const std::string& exe, const repro_spec& spec, child& ch) {
   for (const auto& p : spec.plugins) args.insert(args.end(), {"--plugin", p});
   for (const auto& [k, v] : spec.args) {
     args.push_back("--" + k);
-    args.push_back(v);
+    args.push_back(k == "dir" && ch.dir ? ch.dir->path() : v);
   }
   if (spec.detectors != k_safety_detectors) args.insert(args.end(), {"--detectors", spec.detectors});
   if (!spec.timeout.empty()) args.insert(args.end(), {"--timeout", spec.timeout});
@@ -209,7 +230,7 @@ pid_t spawn_child(const std::string& exe, const repro_spec& spec, child& ch) {
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, ch.err_path.c_str(), O_WRONLY | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, ch.err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   // The child's environment: ours, with the sanitizers told to stop at the
   // first report, whatever the caller's options say (ASan's no-recover
   // build does anyway; TSan would otherwise go on and add ringside's own
@@ -218,7 +239,8 @@ pid_t spawn_child(const std::string& exe, const repro_spec& spec, child& ch) {
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
     const std::string_view kv(*e);
-    if (kv.rfind("TSAN_OPTIONS=", 0) == 0 || kv.rfind("ASAN_OPTIONS=", 0) == 0) continue;
+    if (kv.rfind("TSAN_OPTIONS=", 0) == 0 || kv.rfind("ASAN_OPTIONS=", 0) == 0 || kv.rfind("TMPDIR=", 0) == 0)
+      continue;
     env.emplace_back(kv);
   }
   auto opts = [](const char* name, const char* add) {
@@ -227,6 +249,7 @@ pid_t spawn_child(const std::string& exe, const repro_spec& spec, child& ch) {
   };
   env.push_back(opts("TSAN_OPTIONS", "halt_on_error=1"));
   env.push_back(opts("ASAN_OPTIONS", "halt_on_error=1"));
+  if (ch.tmp) env.push_back("TMPDIR=" + ch.tmp->path());
   std::vector<char*> envp;
   for (auto& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);
@@ -254,6 +277,28 @@ nlohmann::json error_row(const cell_state& c, size_t family) {
 std::string shorten(std::string s, size_t w) {
   if (s.size() <= w) return s;
   return s.substr(0, w - 1) + "~";
+}
+
+// Ends a running child: SIGTERM, up to k_term_grace for it to wind down,
+// then SIGKILL; always reaps it. Returns its wait status.
+constexpr auto k_term_grace = std::chrono::seconds(5);
+int stop_child(child& ch) {
+  int status = 0;
+  if (ch.term_sent == clock_type::time_point{}) {
+    ::kill(ch.pid, SIGTERM);
+    ch.term_sent = clock_type::now();
+  }
+  for (;;) {
+    const pid_t r = ::waitpid(ch.pid, &status, WNOHANG);
+    if (r == ch.pid || (r < 0 && errno != EINTR)) return status;
+    if (clock_type::now() - ch.term_sent > k_term_grace) {
+      ::kill(ch.pid, SIGKILL);
+      while (::waitpid(ch.pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      return status;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
 }
 
 }  // namespace
@@ -336,6 +381,7 @@ int run_check(const check_options& o) {
       c.spec.scenario = s->name;
       c.spec.seed = o.seed;
       if (!o.iterations.empty()) c.spec.args.emplace_back("ops", o.iterations);
+      if (!o.backend_opt.empty() && honours_backend_opts(b->name)) c.spec.args.emplace_back("backend-opt", o.backend_opt);
       c.spec.timeout = o.timeout;
       if (const loaded_plugin* p = plugin_of(b->name)) c.spec.plugins.push_back(p->path);
       cells.push_back(std::move(c));
@@ -365,8 +411,7 @@ int run_check(const check_options& o) {
     while (running.size() < jobs && next < cells.size()) {
       child ch;
       ch.cell = next++;
-      ch.json_path = make_temp("json");
-      ch.err_path = make_temp("err");
+      prepare_child(ch, cells[ch.cell].spec);
       ch.pid = spawn_child(o.exe, cells[ch.cell].spec, ch);
       ch.started = clock_type::now();
       running.push_back(std::move(ch));
@@ -378,9 +423,7 @@ int run_check(const check_options& o) {
       if (it == running.end()) continue;  // not ours
       cell_state& c = cells[it->cell];
       settle(c, *it, status);
-      ::unlink(it->json_path.c_str());
-      ::unlink(it->err_path.c_str());
-      running.erase(it);
+      running.erase(it);  // removes its directories
       ++finished;
       if (tty) fmt::print(stderr, "\r\033[K[{}/{}] {} {}: {}", finished, cells.size(), c.spec.scenario,
                           c.spec.backend, c.outcome.verdict);
@@ -403,13 +446,16 @@ int run_check(const check_options& o) {
   }
   if (tty) fmt::print(stderr, "\r\033[K");
   if (interrupted().load()) {
-    for (auto& ch : running) ::kill(ch.pid, SIGKILL);
+    // Interrupted: the cells still running are told to stop (they wind down
+    // as `repro` does on SIGTERM and remove what they made), killed if they
+    // do not within the grace time, and reaped; their directories go with
+    // them.
     for (auto& ch : running) {
-      int st = 0;
-      ::waitpid(ch.pid, &st, 0);
-      ::unlink(ch.json_path.c_str());
-      ::unlink(ch.err_path.c_str());
+      ::kill(ch.pid, SIGTERM);  // all at once: one grace period, not one per cell
+      ch.term_sent = clock_type::now();
     }
+    for (auto& ch : running) stop_child(ch);
+    running.clear();
   }
 
   // ---- the table: scenarios down, backends across ----
@@ -519,8 +565,11 @@ run_result result_of(const isolated_outcome& iso, const backend_info& b, const s
   r.name = iso.row.value("name", fmt::format("{}/backend:{}", s.name, b.name));
   r.verdict = iso.outcome.verdict;
   r.violations = iso.violations;
+  r.interrupted = iso.interrupted;
   if (!iso.wrote_result) {
-    r.measured = true;  // a verdict (crashed, hang...) with violations and a repro, no figures
+    // A verdict (crashed, hang...) with violations and a repro, no figures;
+    // an interrupted child that wrote nothing has neither.
+    r.measured = !iso.violations.empty();
     return r;
   }
   const auto& row = iso.row;
@@ -544,22 +593,27 @@ run_result result_of(const isolated_outcome& iso, const backend_info& b, const s
 
 isolated_outcome run_isolated(const std::string& exe, const repro_spec& spec, double kill_after_s) {
   child ch;
-  ch.json_path = make_temp("json");
-  ch.err_path = make_temp("err");
+  prepare_child(ch, spec);
   ch.pid = spawn_child(exe, spec, ch);
   ch.started = clock_type::now();
   const auto kill_after =
       std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(kill_after_s));
   int status = 0;
+  bool stopped_by_interrupt = false;
   for (;;) {
     const pid_t pid = ::waitpid(ch.pid, &status, WNOHANG);
     if (pid == ch.pid) break;
     if (pid < 0 && errno != EINTR) break;
-    // An interrupted run (SIGINT) or a child past its budget: kill it, then
-    // reap it on the next pass.
-    if (!ch.killed && (interrupted().load() || clock_type::now() - ch.started > kill_after)) {
-      ::kill(ch.pid, SIGKILL);
-      ch.killed = !interrupted().load();
+    if (interrupted().load()) {
+      // SIGINT/SIGTERM to us: the child is told too, winds down and writes
+      // the row it measured so far (marked interrupted).
+      status = stop_child(ch);
+      stopped_by_interrupt = true;
+      break;
+    }
+    if (!ch.killed && clock_type::now() - ch.started > kill_after) {
+      ::kill(ch.pid, SIGKILL);  // reaped on the next pass
+      ch.killed = true;
     }
     // 5 ms: as run_check's poll.
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -569,13 +623,18 @@ isolated_outcome run_isolated(const std::string& exe, const repro_spec& spec, do
   settle(c, ch, status);
   isolated_outcome out;
   out.stderr_text = read_file(ch.err_path);
-  ::unlink(ch.json_path.c_str());
-  ::unlink(ch.err_path.c_str());
   out.wrote_result = c.row.is_object();
+  out.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  out.interrupted = stopped_by_interrupt || (out.wrote_result && c.row.value("interrupted", false));
+  if (stopped_by_interrupt && !out.wrote_result) {
+    // Cut short before it wrote anything: not a crash of the backend.
+    c.outcome = cell_outcome{.verdict = "interrupted", .kinds = {}, .unsupported = false};
+    c.violations.clear();
+  }
   out.row = out.wrote_result ? std::move(c.row) : error_row(c, 0);
   out.outcome = std::move(c.outcome);
   out.violations = std::move(c.violations);
-  return out;
+  return out;  // ch's directories are removed here
 }
 
 }  // namespace ringside

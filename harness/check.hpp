@@ -74,6 +74,7 @@ struct check_options {
   std::vector<const scenario_info*> scenarios;
   uint64_t seed = 1;
   std::string iterations;  // rounds per scenario as given (--ops of each cell); empty: each scenario's default
+  std::string backend_opt;  // --backend-opt as given: passed to the cells of backends that honour it
   std::string timeout = "60";  // seconds per cell, as given
   std::string expected_path;
   std::string repro_dir = "ringside-repros";
@@ -86,13 +87,19 @@ struct check_options {
 // Runs one cell in a child process (`exe repro ... --json-out`, the way
 // run_check runs every cell), so a crash, a sanitizer abort or a hang of the
 // backend costs the child, not the caller: `ringside run` runs the rows of
-// plugin backends this way. The child is killed after kill_after_s.
+// plugin backends this way. The child is killed after kill_after_s. The
+// child gets its own TMPDIR (and, with --dir D, its own subdirectory of D),
+// removed once it is reaped, so not even a SIGKILLed child leaves files. On
+// SIGINT/SIGTERM (interrupted()) the child gets SIGTERM, 5 s to wind down
+// and write its partial row, then SIGKILL.
 struct isolated_outcome {
   cell_outcome outcome;               // verdict and kinds (crashed, hang, asan... included)
   std::vector<violation> violations;
   nlohmann::json row;                 // the child's results row, or an error row when it wrote none
   bool wrote_result = false;          // row is the child's own (it finished and measured)
   std::string stderr_text;            // what the child printed on stderr
+  int exit_code = -1;                 // the child's exit code; -1 when a signal ended it
+  bool interrupted = false;           // we were interrupted: the child was told to stop
 };
 isolated_outcome run_isolated(const std::string& exe, const repro_spec& spec, double kill_after_s);
 // The child's outcome as a run_result (for run's table): its figures from the

@@ -9,7 +9,13 @@
 #include <utility>
 #include <vector>
 
+#include "harness/meters.hpp"  // RINGSIDE_INSTRUMENTATION
+
 namespace ringside {
+
+#if !RINGSIDE_INSTRUMENTATION
+class latency_recorder;
+#endif
 
 class histogram {
  public:
@@ -28,6 +34,9 @@ class histogram {
     sum_ += v;
   }
   void merge(const histogram& o) noexcept;
+#if !RINGSIDE_INSTRUMENTATION
+  void merge(const latency_recorder&) noexcept {}  // nothing was recorded
+#endif
   void clear() noexcept;
 
   [[nodiscard]] uint64_t count() const noexcept { return total_; }
@@ -68,5 +77,19 @@ class histogram {
   uint64_t min_ = UINT64_MAX;
   uint64_t sum_ = 0;
 };
+
+// The per-op latency record path (stream_stats::latency): the histogram
+// itself, or, with RINGSIDE_INSTRUMENTATION=0, an empty type whose record()
+// compiles to nothing. The histogram class stays whole either way (check and
+// repro rebuild one from a results file).
+#if RINGSIDE_INSTRUMENTATION
+using latency_recorder = histogram;
+#else
+class latency_recorder {
+ public:
+  void record(uint64_t) noexcept {}
+  [[nodiscard]] uint64_t count() const noexcept { return 0; }
+};
+#endif
 
 }  // namespace ringside

@@ -2,6 +2,8 @@
 // path; everything else (progress, errors) goes to stderr.
 #include <fnmatch.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -10,12 +12,15 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <cstdio>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "harness/backend.hpp"
+#include "harness/backend_opts.hpp"
 #include "harness/check.hpp"
 #include "harness/parse.hpp"
 #include "harness/plugin.hpp"
@@ -23,6 +28,7 @@
 #include "harness/results.hpp"
 #include "harness/runner.hpp"
 #include "harness/scenario.hpp"
+#include "harness/tempdir.hpp"
 
 namespace {
 
@@ -118,14 +124,111 @@ struct run_args {
   std::string backends, scenario = "*", duration, ops, repetitions = "1", out = "ringside-results.json";
   std::string bs, qd, conns, size, rate, file, dir, seed, verify, timeout, detectors;
   std::string repro_dir = "ringside-repros";
+  std::string backend_opt;  // --backend-opt, repeats joined with ','
+  std::string isolate = "all";  // run only: none | plugins | all
+  bool repro_dir_given = false;  // --repro-dir on the command line: checked before running
 };
+
+enum class isolation { none, plugins, all };
+
+isolation parse_isolation(const std::string& v) {
+  if (v == "none") return isolation::none;
+  if (v == "plugins") return isolation::plugins;
+  if (v == "all") return isolation::all;
+  throw usage_error(fmt::format("--isolate '{}': expected none, plugins or all", printable(v)));
+}
+
+// Fails now, with one line, on an output path that cannot be written
+// (missing or unwritable directory, a directory in its place), without
+// creating or touching the file: a temp file is made and removed beside it.
+void probe_output(std::string_view opt, const std::string& path) {
+  if (path.empty()) throw usage_error(fmt::format("{}: empty path", opt));
+  struct stat st{};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+    throw usage_error(fmt::format("{} '{}': is a directory", opt, printable(path)));
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  std::string tmpl = dir + "/.ringside-probe-XXXXXX";
+  const int fd = ::mkstemp(tmpl.data());
+  if (fd < 0) throw usage_error(fmt::format("{} '{}': {}", opt, printable(path), std::strerror(errno)));
+  ::close(fd);
+  ::unlink(tmpl.c_str());
+}
+
+// Child processes (isolated rows, check's cells) each get a temp directory
+// under $TMPDIR (or /tmp): a missing or unwritable one is bad usage, said
+// before anything is printed or run.
+void probe_tmpdir() {
+  try {
+    temp_dir t;
+  } catch (const std::system_error& e) {
+    throw usage_error(fmt::format("temp dir ($TMPDIR or /tmp) {}", e.what()));
+  }
+}
+
+// --repro-dir: written only when a row has violations, maybe after minutes;
+// checked now. It may not exist yet (it is created, one level), but then
+// its parent must be writable.
+void probe_repro_dir(const std::string& dir) {
+  if (dir.empty()) throw usage_error("--repro-dir: empty path");
+  struct stat st{};
+  if (::stat(dir.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) throw usage_error(fmt::format("--repro-dir '{}': not a directory", printable(dir)));
+    probe_output("--repro-dir", dir + "/x");
+    return;
+  }
+  if (errno != ENOENT)
+    throw usage_error(fmt::format("--repro-dir '{}': {}", printable(dir), std::strerror(errno)));
+  std::string parent = dir;
+  while (parent.size() > 1 && parent.back() == '/') parent.pop_back();
+  const size_t slash = parent.rfind('/');
+  parent = slash == std::string::npos ? "." : slash == 0 ? "/" : parent.substr(0, slash);
+  if (::stat(parent.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    throw usage_error(fmt::format("--repro-dir '{}': parent directory {} does not exist", printable(dir), printable(parent)));
+  probe_output("--repro-dir", parent + "/x");
+}
+
+// Sizes beyond what the machine has: one line now, not a row that fails in
+// setup ("mmap: Cannot allocate memory", "pwrite: No space left on device").
+void check_resources(const scenario_info& s, const params& p, const scenario& sc, const run_options& ropt) {
+  const uint64_t buffers = std::max<uint64_t>(sc.buffers_needed(), 1) + ropt.quarantine_depth;
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page > 0) {
+    const auto need = static_cast<unsigned __int128>(buffers) * p.bs;
+    const uint64_t mem = uint64_t(pages) * uint64_t(page);
+    if (need > mem)
+      throw usage_error(fmt::format("--bs {}: {} needs {} buffers of that size, more than this machine's memory "
+                                    "({} MiB); lower --bs, --qd or --conns",
+                                    p.bs, s.name, buffers, mem >> 20));
+  }
+  const bool sized = std::any_of(s.uses.begin(), s.uses.end(), [](const param_use& u) { return u.param == "size"; });
+  if (sized && p.file.empty()) {
+    std::string where = p.dir;
+    if (where.empty()) {
+      const char* t = std::getenv("TMPDIR");
+      where = t != nullptr && *t != '\0' ? t : "/tmp";
+    }
+    struct statvfs v{};
+    if (::statvfs(where.c_str(), &v) == 0) {
+      const uint64_t free_bytes = uint64_t(v.f_bavail) * uint64_t(v.f_frsize);
+      if (p.size > free_bytes)
+        throw usage_error(fmt::format("--size {}: {} has only {} MiB free", p.size, printable(where), free_bytes >> 20));
+    }
+  }
+}
+
+// The test-only fault switch, checked (one line, exit 2 when malformed) and
+// announced once before anything runs.
+void note_scenario_fault() {
+  if (const std::string f = scenario_fault_setting(); !f.empty()) fmt::print(stderr, "ringside: note: {}\n", f);
+}
 
 // The scenario parameters a command line (or a repro file) sets, as given.
 // The order is the order repro commands print them in.
 std::vector<std::pair<std::string, std::string*>> param_fields(run_args& a) {
   return {{"ops", &a.ops},   {"duration", &a.duration}, {"bs", &a.bs},     {"qd", &a.qd},
           {"conns", &a.conns}, {"size", &a.size},       {"rate", &a.rate}, {"file", &a.file},
-          {"dir", &a.dir},   {"verify", &a.verify}};
+          {"dir", &a.dir},   {"verify", &a.verify}, {"backend-opt", &a.backend_opt}};
 }
 
 // Parses and bounds every scenario parameter the user set (usage_error on
@@ -198,7 +301,7 @@ repro_spec spec_for(const run_args& a, const run_result& r, uint64_t seed) {
   s.seed = seed;
   run_args copy = a;
   for (auto& [k, v] : param_fields(copy))
-    if (!v->empty()) s.args.emplace_back(k, *v);
+    if (!v->empty() && (k != "backend-opt" || honours_backend_opts(r.backend))) s.args.emplace_back(k, *v);
   s.detectors = a.detectors.empty() ? "none" : a.detectors;
   s.timeout = a.timeout;
   if (const loaded_plugin* p = plugin_of(r.backend)) s.plugins.push_back(p->path);
@@ -213,22 +316,40 @@ std::string self_exe() {
   return std::string(self, size_t(n));
 }
 
-// One row of a plugin backend, run in a child process (`repro --json-out`,
-// as check runs its cells): a plugin's segfault, abort or hang then becomes
-// the row's verdict (crashed, hang) and the run goes on. The child measures
-// exactly as run_scenario here would; its results row goes into the JSON as
-// it is.
-run_result run_plugin_row(const run_args& a, const backend_info& b, const scenario_info& s, const params& p,
-                          const run_options& ropt, uint64_t seed, nlohmann::json& row) {
+// One row run in a child process (`repro --json-out`, as check runs its
+// cells): a segfault, abort or hang of the backend or the scenario then
+// becomes the row's verdict (crashed, hang) and the run goes on. The child
+// measures exactly as run_scenario here would; its results row goes into the
+// JSON as it is.
+run_result run_isolated_row(const run_args& a, const backend_info& b, const scenario_info& s, const params& p,
+                            const run_options& ropt, uint64_t seed, nlohmann::json& row) {
   run_result probe;
   probe.backend = b.name;
   probe.scenario = s.name;
   repro_spec spec = spec_for(a, probe, seed);
-  // 30 s past the child's own watchdog, as check allows its cells.
-  const isolated_outcome iso = run_isolated(self_exe(), spec, watchdog_seconds(p, ropt) + 30.0);
+  // Past the child's own watchdog: its start, setup (file prefill: 1 s per
+  // 64 MiB allowed) and bounded teardown; sanitizer builds are slower.
+  const double setup_s = 10.0 + double(p.size) / double(64ull << 20);
+  const double slack = build_flavour() == "release" ? setup_s : 3 * setup_s;
+  const isolated_outcome iso = run_isolated(self_exe(), spec, watchdog_seconds(p, ropt) + slack);
+  if (!iso.wrote_result && iso.exit_code == k_exit_usage && !iso.interrupted) {
+    // The child refused an input only the run itself could check (e.g. a
+    // --file it cannot create): the same one line and exit 2 as in-process.
+    std::string line = iso.stderr_text.substr(0, iso.stderr_text.find('\n'));
+    if (line.rfind("ringside: ", 0) == 0) line = line.substr(10);
+    throw usage_error(line.empty() ? fmt::format("{} x {}: bad usage", s.name, b.name) : line);
+  }
   fmt::print(stderr, "{}", iso.stderr_text);  // the child's own log lines
   row = iso.row;
-  return result_of(iso, b, s, p);
+  run_result r = result_of(iso, b, s, p);
+  if (!iso.wrote_result) {
+    // No figures (crashed, hang, interrupted): a row like every other, its
+    // counters zero, marked as a row without a measurement.
+    row = result_row(r, 0, 1, 0);
+    row["error_occurred"] = true;
+    row["error_message"] = r.verdict;
+  }
+  return r;
 }
 
 // Prints each violation (stderr) and, when there are any, the command that
@@ -264,6 +385,8 @@ void add_param_options(CLI::App* c, run_args& ra) {
   c->add_option("--timeout", ra.timeout, "Watchdog: seconds a run may take before it is a hang");
   c->add_option("--detectors", ra.detectors,
                 "Extra detectors, comma-separated: canary, guard (canary + PROT_NONE), exactly-once, all, none");
+  c->add_option("--backend-opt", ra.backend_opt, "io_uring features, KEY[=VALUE],... (repeatable; README: Backend options)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::Join)->delimiter(',');
 }
 
 int run_command(const run_args& a, const std::vector<std::string>& argv) {
@@ -271,37 +394,38 @@ int run_command(const run_args& a, const std::vector<std::string>& argv) {
   const auto backends = select_backends(a.backends);
   const auto scenarios = select_scenarios(a.scenario);
   const param_overrides o = parse_overrides(a);
+  const uring_features feats = select_backend_opts("--backend-opt", a.backend_opt, backends);
   const int reps = int(parse_count("--repetitions", a.repetitions, 1, 1000));
   run_options ropt;
   ropt.timeout_s = parse_timeout(a, o);
+  if (!a.detectors.empty()) apply_detectors("--detectors", a.detectors, ropt);
   // Every scenario's parameters are checked before anything runs, so a bad
   // combination fails in a second, not after minutes of other rows.
   std::vector<params> resolved;
   for (const auto* s : scenarios) {
     resolved.push_back(resolve_params(*s, o));
-    (void)s->make(resolved.back());  // throws usage_error for values this scenario refuses
+    resolved.back().uring = feats;
+    // throws usage_error for values this scenario refuses
+    check_resources(*s, resolved.back(), *s->make(resolved.back()), ropt);
     // Too few descriptors for --conns: one line now, not a row of "accept:
     // Too many open files" errors blamed on the backend.
     if (std::any_of(s->uses.begin(), s->uses.end(), [](const param_use& u) { return u.param == "conns"; }))
       check_fd_limit("--conns", resolved.back().conns);
   }
   note_ignored_params(scenarios, o);
-  if (!a.detectors.empty()) apply_detectors("--detectors", a.detectors, ropt);
-  if (a.out.empty()) throw usage_error("--out: empty path");
-  {
-    // Fail on an unwritable --out now, not after minutes of measuring.
-    nlohmann::json probe = {{"context", nlohmann::json::object()}, {"benchmarks", nlohmann::json::array()}};
-    try {
-      write_json_atomic(a.out, probe);
-    } catch (const std::system_error& e) {
-      throw usage_error(fmt::format("--out '{}': {}", printable(a.out), e.code().message()));
-    }
-  }
+  const isolation iso = parse_isolation(a.isolate);
+  note_scenario_fault();
+  // Fail on an unwritable --out or --repro-dir now, not after minutes of
+  // measuring (and leave no file behind when the run then refuses).
+  probe_output("--out", a.out);
+  if (a.repro_dir_given) probe_repro_dir(a.repro_dir);
+  if (iso != isolation::none) probe_tmpdir();
 
   run_context rc;
   rc.seed = o.seed.value_or(1);
   rc.executable = argv.empty() ? "ringside" : argv[0];
   rc.argv = argv;
+  rc.backend_options = feats;
   nlohmann::json doc = {{"context", make_context(rc)}, {"benchmarks", nlohmann::json::array()}};
 
   const bool tty = ::isatty(STDERR_FILENO);
@@ -321,9 +445,9 @@ int run_command(const run_args& a, const std::vector<std::string>& argv) {
         if (unsupported[family]) continue;  // one row says it; repeating it says nothing new
         if (tty) fmt::print(stderr, "\r\033[K[{}/{}] {} {}", ++done, total, s->name, b->name);
         nlohmann::json row;
-        run_result r = plugin_of(b->name) != nullptr
-                           ? run_plugin_row(a, *b, *s, resolved[si], ropt, rc.seed, row)
-                           : run_scenario(*b, *s, resolved[si], ropt);
+        const bool isolated = iso == isolation::all || (iso == isolation::plugins && plugin_of(b->name) != nullptr);
+        run_result r = isolated ? run_isolated_row(a, *b, *s, resolved[si], ropt, rc.seed, row)
+                                : run_scenario(*b, *s, resolved[si], ropt);
         if (row.is_null()) row = result_row(r, int(family), reps, rep);
         row["family_index"] = int(family);
         row["repetitions"] = reps;
@@ -331,7 +455,11 @@ int run_command(const run_args& a, const std::vector<std::string>& argv) {
         if (r.measured) any_measured = true;
         if (r.measured && r.verdict != "clean") any_violation = true;
         if (!r.measured && r.verdict.rfind("error", 0) == 0) any_violation = true;
-        print_violations(r, spec_for(a, r, rc.seed), rc.executable, a.repro_dir, tty);
+        const repro_spec spec = spec_for(a, r, rc.seed);
+        if (const std::string path = print_violations(r, spec, rc.executable, a.repro_dir, tty); !path.empty()) {
+          row["repro_command"] = repro_command(spec, rc.executable);
+          row["repro_file"] = path;
+        }
         doc["benchmarks"].push_back(std::move(row));
         // Rewritten after every row: an interrupted run keeps what it measured.
         write_json_atomic(a.out, doc);
@@ -401,12 +529,17 @@ int repro_command_main(repro_args ra, const std::vector<std::string>& argv) {
   const param_overrides o = parse_overrides(a);
   run_options ropt;
   ropt.timeout_s = parse_timeout(a, o);
+  if (ra.json_out.empty()) note_scenario_fault();
+  else (void)scenario_fault_setting();  // a malformed value: one line, exit 2 (run and check said so first)
   if (a.detectors.empty()) a.detectors = std::string(k_safety_detectors);
   apply_detectors("--detectors", a.detectors, ropt);
-  const params p = resolve_params(*s, o);
-  (void)s->make(p);  // usage_error for values the scenario refuses
+  params p = resolve_params(*s, o);
+  p.uring = select_backend_opts("--backend-opt", a.backend_opt, {&b});
+  check_resources(*s, p, *s->make(p), ropt);  // usage_error for values the scenario refuses
   if (std::any_of(s->uses.begin(), s->uses.end(), [](const param_use& u) { return u.param == "conns"; }))
     check_fd_limit("--conns", p.conns);
+  if (!ra.json_out.empty()) probe_output("--json-out", ra.json_out);
+  else if (a.repro_dir_given) probe_repro_dir(a.repro_dir);
 
   const uint64_t seed = o.seed.value_or(1);
   const std::string exe = argv.empty() ? "ringside" : argv[0];
@@ -441,7 +574,8 @@ int repro_command_main(repro_args ra, const std::vector<std::string>& argv) {
 
 struct check_args {
   std::string backends, scenario = "cancel.*", iterations, seed = "1", timeout = "60", expected, repro_dir = "ringside-repros",
-                        out, jobs;
+                        out, jobs, backend_opt;
+  bool repro_dir_given = false;
 };
 
 int check_command(const check_args& a, const std::vector<std::string>& argv) {
@@ -453,6 +587,8 @@ int check_command(const check_args& a, const std::vector<std::string>& argv) {
     (void)parse_count("--iterations", a.iterations, 1, 1ull << 40);
     o.iterations = a.iterations;
   }
+  (void)select_backend_opts("--backend-opt", a.backend_opt, o.backends);
+  o.backend_opt = a.backend_opt;
   (void)parse_seconds("--timeout", a.timeout, 86400);
   o.timeout = a.timeout;
   o.expected_path = a.expected.empty() ? std::string(RINGSIDE_SOURCE_DIR) + "/tests/safety/expected.tsv" : a.expected;
@@ -463,13 +599,10 @@ int check_command(const check_args& a, const std::vector<std::string>& argv) {
   // The children are this very binary: the same build, the same backends.
   o.exe = self_exe();
   o.exe_shown = argv.empty() ? "ringside" : argv[0];
-  if (!o.out.empty()) {
-    try {
-      write_json_atomic(o.out, {{"context", nlohmann::json::object()}, {"benchmarks", nlohmann::json::array()}});
-    } catch (const std::system_error& e) {
-      throw usage_error(fmt::format("--out '{}': {}", printable(o.out), e.code().message()));
-    }
-  }
+  if (!o.out.empty()) probe_output("--out", o.out);
+  if (a.repro_dir_given) probe_repro_dir(o.repro_dir);
+  probe_tmpdir();
+  note_scenario_fault();
   if (std::getenv("RINGSIDE_FAULT") != nullptr)
     fmt::print(stderr, "ringside: note: RINGSIDE_FAULT={} is set: test-only contract faults are switched on\n",
                std::getenv("RINGSIDE_FAULT"));
@@ -508,6 +641,12 @@ int main(int argc, char** argv) {
   add_param_options(run, ra);
   run->add_option("--plugin", plugin_paths, plugin_help)->allow_extra_args(false);
   run->add_option("--repro-dir", ra.repro_dir, "Where repro files of rows with violations go (default ringside-repros)");
+  run->add_option("--isolate", ra.isolate,
+                  "Run each row in a child process so a crash or hang costs only that row: all (default), "
+                  "plugins (only plugin backends' rows), none (all in this process)");
+  run->footer("Exit: 0 ok, 1 a row had violations, an error, crashed or hung, 2 bad usage (one line on stderr),\n"
+              "77 nothing could run here, 130/143 interrupted by SIGINT/SIGTERM (the rows so far are written).\n"
+              "stdout: the results table and 'results: PATH'; stderr: everything else (README: Output discipline).");
 
   auto* repro = app.add_subcommand("repro", "Run one backend x scenario x seed again (from a repro FILE or flags)");
   repro_args rpa;
@@ -526,6 +665,8 @@ int main(int argc, char** argv) {
   check->add_option("--backend,-b", ca.backends, "Comma-separated backends (default: all)");
   check->add_option("--scenario,-s", ca.scenario, "Scenario glob(s), comma-separated (default: cancel.*)");
   check->add_option("--iterations", ca.iterations, "Rounds per scenario (default: each scenario's own)");
+  check->add_option("--backend-opt", ca.backend_opt, "io_uring features for the io_uring cells (README: Backend options)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::Join)->delimiter(',');
   check->add_option("--seed", ca.seed, "Seed of every cell's schedule (default 1)");
   check->add_option("--timeout", ca.timeout, "Seconds per cell before it is a hang (default 60)");
   check->add_option("--expected", ca.expected, "Expected-verdict table (default: tests/safety/expected.tsv)");
@@ -550,6 +691,11 @@ int main(int argc, char** argv) {
     return k_exit_usage;
   }
 
+  // An explicit --repro-dir is checked before anything runs; the default
+  // (./ringside-repros) only when a violation needs it.
+  ra.repro_dir_given = run->count("--repro-dir") > 0;
+  rpa.run.repro_dir_given = repro->count("--repro-dir") > 0;
+  ca.repro_dir_given = check->count("--repro-dir") > 0;
   try {
     for (const auto& p : plugin_paths) load_plugin(p);
     if (*list) {

@@ -8,6 +8,8 @@
 
 namespace ringside {
 namespace meters {
+
+#if RINGSIDE_INSTRUMENTATION
 namespace {
 
 struct thread_counters;
@@ -94,6 +96,13 @@ snapshot read() noexcept {
 }
 
 void count_user_copy(uint64_t bytes) noexcept { bump(local().user_copy, bytes); }
+
+#else  // !RINGSIDE_INSTRUMENTATION: nothing is counted
+
+snapshot read() noexcept { return {}; }
+bool alloc_counting_active() noexcept { return false; }
+
+#endif
 
 }  // namespace meters
 

@@ -4,13 +4,28 @@
 // locked instruction) and summed on read, so the blocking backend's hundreds of
 // threads do not contend on one cache line. Threads that exit fold their counts
 // into a global total, so nothing is lost when a stream thread ends.
+//
+// RINGSIDE_INSTRUMENTATION (CMake option, default 1): 0 compiles the per-op
+// instrumentation out. The count_* calls below become empty inline functions
+// (their call sites vanish), read() returns zeros, the per-op latency record
+// (latency_recorder, harness/histogram.hpp) does nothing, and results mark the
+// figures as not measured (context.instrumentation: false, figures absent).
+// It exists to measure what the instrumentation costs
+// (scripts/bench-instrumentation); tests only build with it on.
 #pragma once
+
+#ifndef RINGSIDE_INSTRUMENTATION
+#define RINGSIDE_INSTRUMENTATION 1
+#endif
 
 #include <cstddef>
 #include <cstdint>
 #include <span>
 
 namespace ringside {
+
+// True when the per-op instrumentation is compiled in.
+inline constexpr bool k_instrumentation = RINGSIDE_INSTRUMENTATION != 0;
 
 namespace meters {
 
@@ -26,18 +41,25 @@ struct snapshot {
   }
 };
 
+#if RINGSIDE_INSTRUMENTATION
 void count_syscall(uint64_t n = 1) noexcept;
 void count_kernel_copy(uint64_t bytes) noexcept;
 // Called by the counting operator new (harness/alloc_counter.cpp).
 void count_alloc() noexcept;
+void count_user_copy(uint64_t bytes) noexcept;  // only copy_payload calls this
+#else
+inline void count_syscall(uint64_t = 1) noexcept {}
+inline void count_kernel_copy(uint64_t) noexcept {}
+inline void count_alloc() noexcept {}
+inline void count_user_copy(uint64_t) noexcept {}
+#endif
 
 // Sum over every thread, live or exited.
 snapshot read() noexcept;
 
 // True when the counting operator new is linked in (tests check it is).
+// Always false without instrumentation.
 bool alloc_counting_active() noexcept;
-
-void count_user_copy(uint64_t bytes) noexcept;  // only copy_payload calls this
 
 }  // namespace meters
 

@@ -125,6 +125,16 @@ loaded_repro load_repro(const std::string& path) {
   if (!j.is_object() || !j.contains("ringside_repro")) throw bad("not a ringside repro file (no \"ringside_repro\")");
   if (!j["ringside_repro"].is_number_integer() || j["ringside_repro"].get<int>() != 1)
     throw bad("unsupported repro format version (this ringside reads version 1)");
+  // Only the fields repro_document writes: anything else is a typo or a file
+  // from another tool, and silently ignoring it would run something else.
+  static constexpr std::string_view known[] = {"ringside_repro", "backend", "scenario", "seed",    "args",
+                                               "detectors",      "build",   "git_revision", "command", "verdict",
+                                               "violations",     "timeout", "plugins"};
+  for (const auto& [k, v] : j.items()) {
+    bool ok = false;
+    for (auto x : known) ok = ok || k == x;
+    if (!ok) throw bad(fmt::format("unknown field \"{}\"", k));
+  }
   loaded_repro r;
   try {
     r.spec.backend = j.at("backend").get<std::string>();

@@ -1,5 +1,7 @@
 #include "harness/results.hpp"
 
+#include "harness/backend_opts.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
@@ -89,6 +91,12 @@ nlohmann::json make_context(const run_context& rc) {
       {"ringside_version", RINGSIDE_VERSION},
       {"seed", rc.seed},
       {"command_line", rc.argv},
+      // false: built with RINGSIDE_INSTRUMENTATION=0, so rows carry no latency,
+      // syscall, copy or allocation figures (absent, not zero).
+      {"instrumentation", k_instrumentation},
+      // The parsed --backend-opt set ({} when none); each row's
+      // "backend_options" says which of them were in effect for it.
+      {"backend_options", to_json(rc.backend_options)},
   };
 }
 
@@ -121,23 +129,31 @@ nlohmann::json result_row(const run_result& r, int family_index, int repetitions
   const auto& m = r.meter;
   j["ops_per_second"] = div0(ops, r.wall_s);
   j["bytes_per_second"] = div0(double(r.bytes), r.wall_s);
-  j["p50_ns"] = r.latency.quantile(0.50);
-  j["p90_ns"] = r.latency.quantile(0.90);
-  j["p99_ns"] = r.latency.quantile(0.99);
-  j["p999_ns"] = r.latency.quantile(0.999);
-  j["max_ns"] = r.latency.max();
+  // Without instrumentation these are left out: not measured, not zero.
+  if constexpr (k_instrumentation) {
+    j["p50_ns"] = r.latency.quantile(0.50);
+    j["p90_ns"] = r.latency.quantile(0.90);
+    j["p99_ns"] = r.latency.quantile(0.99);
+    j["p999_ns"] = r.latency.quantile(0.999);
+    j["max_ns"] = r.latency.max();
+  }
   j["cpu_user_s"] = r.cpu.user_s;
   j["cpu_sys_s"] = r.cpu.sys_s;
   j["ctx_switches"] = r.cpu.ctx_switches;
-  j["syscalls_per_op"] = div0(double(m.syscalls), ops);
-  j["user_copy_bytes_per_op"] = div0(double(m.user_copy_bytes), ops);
-  j["kernel_copy_bytes_per_op"] = div0(double(m.kernel_copy_bytes), ops);
-  j["allocs_per_op"] = div0(double(m.allocs), ops);
+  if constexpr (k_instrumentation) {
+    j["syscalls_per_op"] = div0(double(m.syscalls), ops);
+    j["user_copy_bytes_per_op"] = div0(double(m.user_copy_bytes), ops);
+    j["kernel_copy_bytes_per_op"] = div0(double(m.kernel_copy_bytes), ops);
+    j["allocs_per_op"] = div0(double(m.allocs), ops);
+    j["user_copies_per_byte"] = div0(double(m.user_copy_bytes), double(r.bytes));
+    j["kernel_copies_per_byte"] = div0(double(m.kernel_copy_bytes), double(r.bytes));
+  }
   j["violations"] = r.violations.size();
-  j["user_copies_per_byte"] = div0(double(m.user_copy_bytes), double(r.bytes));
-  j["kernel_copies_per_byte"] = div0(double(m.kernel_copy_bytes), double(r.bytes));
   j["backend"] = r.backend;
   j["scenario"] = r.scenario;
+  // The --backend-opt set in effect for this row (canonical text; "" for none,
+  // e.g. a backend that does not honour them). Not part of "name".
+  j["backend_options"] = to_string(r.prm.uring);
   j["verdict"] = r.verdict;
   j["bytes"] = r.bytes;
   j["wall_s"] = r.wall_s;
@@ -148,9 +164,11 @@ nlohmann::json result_row(const run_result& r, int family_index, int repetitions
   auto vs = nlohmann::json::array();
   for (const auto& v : r.violations) vs.push_back(violation_json(v));
   j["violation_details"] = vs;
-  auto buckets = nlohmann::json::array();
-  for (auto [lo, n] : r.latency.buckets()) buckets.push_back({lo, n});
-  j["latency_buckets"] = buckets;
+  if constexpr (k_instrumentation) {
+    auto buckets = nlohmann::json::array();
+    for (auto [lo, n] : r.latency.buckets()) buckets.push_back({lo, n});
+    j["latency_buckets"] = buckets;
+  }
   if (r.interrupted) j["interrupted"] = true;  // partial: kept, but not aggregated
   if (!r.measured) {
     // Google Benchmark's way to say "this row has no measurement".
@@ -193,7 +211,10 @@ void append_aggregates(nlohmann::json& benchmarks) {
                           {"scenario", first["scenario"]}};
       for (const auto& f : fields) {
         std::vector<double> xs;
-        for (const auto* r : rows) xs.push_back((*r)[f].get<double>());
+        // A figure a row does not carry (no instrumentation) is not aggregated.
+        for (const auto* r : rows)
+          if (r->contains(f) && (*r)[f].is_number()) xs.push_back((*r)[f].get<double>());
+        if (xs.size() != rows.size()) continue;
         const double n = double(xs.size());
         double mean = 0;
         for (double x : xs) mean += x;
@@ -266,6 +287,12 @@ std::string format_table(const std::vector<run_result>& rows) {
       continue;
     }
     const double ops = double(r.ops);
+    if constexpr (!k_instrumentation) {  // only ops/s and MB/s were measured
+      out += fmt::format("{:<{}}  {:>12.0f} {:>10.1f} {:>9} {:>9} {:>8} {:>8} {:>8}  {}\n", r.name, w,
+                         div0(ops, r.wall_s), div0(double(r.bytes), r.wall_s) / 1e6, "-", "-", "-", "-", "-",
+                         r.verdict);
+      continue;
+    }
     out += fmt::format("{:<{}}  {:>12.0f} {:>10.1f} {:>9.2f} {:>9.2f} {:>8.2f} {:>8.2f} {:>8.2f}  {}\n", r.name, w,
                        div0(ops, r.wall_s), div0(double(r.bytes), r.wall_s) / 1e6,
                        double(r.latency.quantile(0.5)) / 1e3, double(r.latency.quantile(0.99)) / 1e3,

@@ -19,6 +19,7 @@ struct run_context {
   uint64_t seed = 1;
   std::string executable;
   std::vector<std::string> argv;
+  uring_features backend_options;  // --backend-opt as parsed (context.backend_options)
 };
 
 // context{}: date, host, cpus, kernel, library versions, build, sanitizer,

@@ -100,7 +100,10 @@ std::string uring_unavailable_reason() {
 ring::ring(const ring_options& o) {
   unsigned base = 0;
   if (o.cq_entries != 0) base |= IORING_SETUP_CQSIZE;
+  if (o.sqpoll) base |= IORING_SETUP_SQPOLL;
   unsigned defer = o.single_issuer ? (IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN) : 0;
+  // SQPOLL + DEFER_TASKRUN is -EINVAL: sqpoll wins, SINGLE_ISSUER stays.
+  if (o.sqpoll) defer &= ~unsigned(IORING_SETUP_DEFER_TASKRUN);
   unsigned coop = o.coop_taskrun ? (IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG) : 0;
   // Older kernels reject flags they do not know with -EINVAL: drop the
   // optional ones, newest first, and keep the ring.
@@ -110,8 +113,15 @@ ring::ring(const ring_options& o) {
     io_uring_params p{};
     p.flags = flags;
     p.cq_entries = o.cq_entries;
+    p.sq_thread_idle = o.sqpoll_idle_ms;
     ret = counted_queue_init(o.entries, ring_, p);
     if (ret != -EINVAL) break;
+  }
+  if (ret < 0 && o.sqpoll) {
+    const char* name = ::strerrorname_np(-ret);
+    throw std::system_error(-ret, std::generic_category(),
+                            fmt::format("io_uring_queue_init with IORING_SETUP_SQPOLL refused ({})",
+                                        name != nullptr ? name : "?"));
   }
   if (ret < 0) {
     // A ring bigger than the probe's can still hit RLIMIT_MEMLOCK: say so.
@@ -138,6 +148,13 @@ void ring::close() noexcept {
 int ring::submit() noexcept {
   if (!open_ || io_uring_sq_ready(&ring_) == 0) return 0;
   if (inject_failure()) return -inject_err_;
+  if ((ring_.flags & IORING_SETUP_SQPOLL) != 0) {
+    // liburing 2.3 enters only to wake the SQ thread or to flush completions
+    // (CQ overflow, TASKRUN flag): count what it will do.
+    if ((IO_URING_READ_ONCE(*ring_.sq.kflags) & (IORING_SQ_NEED_WAKEUP | IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)) != 0)
+      count_enter();
+    return io_uring_submit(&ring_);
+  }
   count_enter();
   return io_uring_submit(&ring_);
 }

@@ -3,7 +3,8 @@
 //
 // Counting: every liburing call that enters the kernel is counted with
 // meters::count_syscall() at its call site. In liburing 2.3 without SQPOLL,
-// io_uring_submit always enters, io_uring_submit_and_get_events always enters
+// io_uring_submit always enters (with SQPOLL: only when the SQ thread needs a
+// wakeup, which is what is counted), io_uring_submit_and_get_events always enters
 // exactly once, and io_uring_submit_and_wait_timeout (with a timeout, on
 // kernels with IORING_FEAT_EXT_ARG) enters exactly once when SQEs are queued
 // or no CQE is ready, and never otherwise. So this wrapper never submits with
@@ -49,6 +50,12 @@ struct ring_options {
   // IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG: no IPI per
   // completion. Dropped silently if the kernel refuses.
   bool coop_taskrun = false;
+  // IORING_SETUP_SQPOLL: a kernel thread consumes the SQ; submits enter only
+  // to wake it (IORING_SQ_NEED_WAKEUP). The kernel refuses DEFER_TASKRUN with
+  // it, so sqpoll wins: DEFER_TASKRUN is left out, SINGLE_ISSUER kept. Never
+  // dropped silently: the ring fails to construct if the kernel refuses.
+  bool sqpoll = false;
+  uint32_t sqpoll_idle_ms = 0;  // sq_thread_idle; 0: the kernel's default
 };
 
 // Empty when io_uring can be used here; otherwise why not, e.g.

@@ -56,6 +56,15 @@ backend_options backend_options_for(const params& p);
 // The watchdog's allowance for one run, in seconds.
 double watchdog_seconds(const params& p, const run_options& opt);
 
+// TEST-ONLY fault switch: RINGSIDE_SCENARIO_FAULT=segv|abort|hang[@GLOB]
+// makes every scenario run (or those whose name matches the fnmatch GLOB)
+// crash with SIGSEGV, abort, or hang for good (the runner's thread stuck,
+// deaf to the watchdog and to SIGINT/SIGTERM) in the middle of its timed
+// region, so tests can prove a crash or a hang costs one row. Real runs never
+// set it. Returns a one-line description when it is set, empty when not;
+// throws usage_error for a malformed value.
+std::string scenario_fault_setting();
+
 // Never throws for problems of the run itself (they become the verdict);
 // throws usage_error for bad user input (e.g. --dir that does not exist).
 run_result run_scenario(const backend_info& b, const scenario_info& s, const params& p,

@@ -37,6 +37,9 @@ struct params {
   std::string dir;               // file scenarios: create files here
   uint64_t seed = 1;
   verify_mode verify = verify_mode::sample;
+  // --backend-opt (harness/backend_opts.hpp): set by the CLI, not a scenario
+  // default; the runner passes it on only to backends that honour it.
+  uring_features uring;
 };
 
 // Which params a scenario uses and which appear in the result's name, e.g.
@@ -60,7 +63,7 @@ struct param_overrides {
 struct stream_stats {
   uint64_t ops = 0;
   uint64_t bytes = 0;
-  histogram latency;
+  latency_recorder latency;  // a no-op without RINGSIDE_INSTRUMENTATION
 };
 
 // Set from a SIGINT/SIGTERM handler: every running scenario winds down at its

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -171,6 +172,13 @@ uring_loop_options uring_loop_defaults(const backend_options& o) {
   // The loop runs on the thread that built the backend, as the runner does.
   u.ring.single_issuer = true;
   u.ring.coop_taskrun = true;
+  // --backend-opt: the ring-level features here, the rest read by the loop.
+  const uring_features& f = o.uring;
+  u.features = f;
+  if (f.single_issuer >= 0) u.ring.single_issuer = f.single_issuer != 0;
+  u.ring.sqpoll = f.sqpoll;
+  u.ring.sqpoll_idle_ms = f.sqpoll_idle_ms;
+  if (f.fixed_buffers) u.fixed_buffers = true;
   return u;
 }
 
@@ -181,6 +189,18 @@ uring_loop::uring_loop(const uring_loop_options& o)
   chunks_.reserve(64);
   while (capacity_ < o.initial_slots)
     if (!grow_slots()) throw std::bad_alloc();
+  if (o.features.fixed_files) {
+    // A sparse table indexed by fd number (index == fd, so an SQE's fd field
+    // is its own index): RLIMIT_NOFILE slots, at most 65536.
+    rlimit rl{};
+    uint64_t n = 1024;
+    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0) n = rl.rlim_cur;
+    n = std::clamp<uint64_t>(n, 64, 65536);
+    meters::count_syscall();
+    if (const int r = io_uring_register_files_sparse(&ring_.native(), unsigned(n)); r < 0)
+      throw std::system_error(-r, std::generic_category(), "fixed-files: io_uring_register_files_sparse");
+    file_registered_.assign(size_t(n), 0);
+  }
   // Rare paths, sized once so they do not allocate when used.
   backlog_.reserve(ring_.sq_entries());
   cancel_backlog_.reserve(ring_.sq_entries());
@@ -190,6 +210,45 @@ uring_loop::~uring_loop() {
   // Derived destructors call teardown(); this catches a loop that never had
   // anything to tear down and keeps the ring exit in one place.
   teardown();
+}
+
+// ---------------------------------------------------------- fixed files ----
+
+namespace {
+std::mutex totals_mu;
+uring_loop_counters totals;
+}  // namespace
+
+uring_loop_counters uring_loop::lifetime_totals() noexcept {
+  std::lock_guard lk(totals_mu);
+  return totals;
+}
+
+void uring_loop::adopt(int fd) {
+  if (file_registered_.empty() || fd < 0 || size_t(fd) >= file_registered_.size()) return;
+  // The number may have named another file before: register it afresh.
+  file_registered_[size_t(fd)] = 0;
+  (void)fixed_file(fd);
+}
+
+int uring_loop::fixed_file(int fd) noexcept {
+  if (file_registered_.empty() || fd < 0 || size_t(fd) >= file_registered_.size()) return -1;
+  if (file_registered_[size_t(fd)] != 0) return fd;
+  meters::count_syscall();
+  ++counters_.file_updates;
+  if (io_uring_register_files_update(&ring_.native(), unsigned(fd), &fd, 1) != 1) return -1;
+  file_registered_[size_t(fd)] = 1;
+  return fd;
+}
+
+void uring_loop::unregister_file(int fd) noexcept {
+  if (file_registered_.empty() || fd < 0 || size_t(fd) >= file_registered_.size()) return;
+  if (file_registered_[size_t(fd)] == 0) return;
+  int none = -1;
+  meters::count_syscall();
+  ++counters_.file_updates;
+  (void)io_uring_register_files_update(&ring_.native(), unsigned(fd), &none, 1);
+  file_registered_[size_t(fd)] = 0;
 }
 
 // ---------------------------------------------------------------- slots ----
@@ -298,6 +357,15 @@ int32_t uring_loop::fill(op_slot& s, op&& o) noexcept {
   s.exiting_ring = o.submitter_exits;
   s.first_res = 0;
   s.zc_plain = false;
+  // --backend-opt send-zc: every send goes out zero-copy (the loop's own
+  // send_zc path: result at the first CQE, buffer back at F_NOTIF).
+  if (options_.features.send_zc && s.kind == op_kind::send && !s.exiting_ring) s.kind = op_kind::send_zc;
+  // --backend-opt link-timeout=MS: every op without its own deadline gets
+  // one; not plain timeouts (a timeout on a timeout) nor multishot receives
+  // (they live as long as their stream).
+  if (options_.features.link_timeout_ms != 0 && s.deadline_ns == 0 && s.kind != op_kind::timeout &&
+      s.kind != op_kind::recv_multishot)
+    s.deadline_ns = uint64_t(options_.features.link_timeout_ms) * 1'000'000;
   if (s.kind == op_kind::recv_multishot) {
     s.buf = std::move(o.buf);
     // Its provided-buffer ring is registered with ring_ only.
@@ -342,12 +410,27 @@ bool uring_loop::prep(op_slot& s) noexcept {
   const std::span<const byte_range> ranges = moves_payload(s.kind) ? std::span<const byte_range>(lent)
                                                                    : std::span<const byte_range>();
   const bool fixed = use_fixed_ && r.is_fixed(s.buf);
+  // fixed-files: the op's fd as its table index (close: its slot emptied
+  // first, so the close really closes). Not in the exiting-submitter ring.
+  int fixed_fd = -1;
+  if (!file_registered_.empty() && !s.exiting_ring) {
+    switch (s.kind) {
+      case op_kind::nop:
+      case op_kind::timeout: break;
+      case op_kind::close: unregister_file(s.fd); break;
+      default: fixed_fd = fixed_file(s.fd); break;
+    }
+  }
   // A linked timeout must go into the SQ right behind its op, or IO_LINK
   // would chain the op to whatever SQE comes next: make room for both now
-  // (the SQ is submitted when full, so both fit without a submit between).
+  // (the SQ is submitted when full, so both fit without a submit between;
+  // with SQPOLL a submit may leave the SQ full: then wait in the backlog).
   const bool linked = s.deadline_ns != 0;
-  if (linked && io_uring_sq_space_left(&r.native()) < 2 && r.submit() < 0) return false;
+  if (linked && io_uring_sq_space_left(&r.native()) < 2 &&
+      (r.submit() < 0 || io_uring_sq_space_left(&r.native()) < 2))
+    return false;
   // The caller's buffer pointer goes straight into the SQE: zero copies.
+  const int zc_flags = MSG_NOSIGNAL | (s.wait_all ? MSG_WAITALL : 0);
   const bool ok = r.prepare(ud, s.kind, ranges, [&](io_uring_sqe* sqe) {
     switch (s.kind) {
       case op_kind::nop: io_uring_prep_nop(sqe); break;
@@ -378,18 +461,22 @@ bool uring_loop::prep(op_slot& s) noexcept {
         break;
       case op_kind::send_zc:
         if (s.zc_plain) {
-          io_uring_prep_send(sqe, s.fd, data, s.len, MSG_NOSIGNAL);
+          io_uring_prep_send(sqe, s.fd, data, s.len, zc_flags);
           break;
         }
-        if (fixed) io_uring_prep_send_zc_fixed(sqe, s.fd, data, s.len, MSG_NOSIGNAL, 0, s.buf.index());
-        else io_uring_prep_send_zc(sqe, s.fd, data, s.len, MSG_NOSIGNAL, 0);
+        if (fixed) io_uring_prep_send_zc_fixed(sqe, s.fd, data, s.len, zc_flags, 0, s.buf.index());
+        else io_uring_prep_send_zc(sqe, s.fd, data, s.len, zc_flags, 0);
         sqe->ioprio |= IORING_SEND_ZC_REPORT_USAGE;
         break;
     }
     if (linked) sqe->flags |= IOSQE_IO_LINK;
     if (s.force_async) sqe->flags |= IOSQE_ASYNC;
+    if (fixed_fd >= 0) sqe->flags |= IOSQE_FIXED_FILE;  // sqe->fd == s.fd == the index
   });
   if (!ok) return false;
+  if (fixed_fd >= 0) ++counters_.fixed_file_ops;
+  if (fixed && (s.kind == op_kind::read || s.kind == op_kind::write || (s.kind == op_kind::send_zc && !s.zc_plain)))
+    ++counters_.fixed_buffer_ops;
   s.in_kernel = true;
   ++in_kernel_;
   if (s.exiting_ring) ++exiting_in_kernel_;
@@ -399,9 +486,16 @@ bool uring_loop::prep(op_slot& s) noexcept {
     // Cannot fail: room for it was made above.
     const uint64_t tag = op_id::make(s.index, s.gen | link_timeout_bit).value;
     if (r.prepare(tag, op_kind::timeout, {},
-                  [&](io_uring_sqe* sqe) { io_uring_prep_link_timeout(sqe, &s.deadline_ts, 0); }))
+                  [&](io_uring_sqe* sqe) { io_uring_prep_link_timeout(sqe, &s.deadline_ts, 0); })) {
       ++link_timeouts_in_flight_;
+      ++counters_.linked_timeouts;
+    }
   }
+  // --backend-opt batch=N: submit as soon as N SQEs are queued (fio's
+  // iodepth_batch_submit); otherwise the loop submits when it waits.
+  if (options_.features.batch != 0 && !s.exiting_ring && r.sq_pending() >= options_.features.batch &&
+      r.submit() > 0)
+    ++counters_.batch_submits;
   return true;
 }
 
@@ -535,8 +629,13 @@ void uring_loop::on_cqe(const io_uring_cqe& c) noexcept {
                    kernel_writes_buffer(s.kind) ? sanitize::kernel_access::writes : sanitize::kernel_access::reads,
                    c.res, s.buf.valid());
   int32_t res = c.res;
+  // fixed-files: a new connection's number may have named another file in
+  // the table: its slot is registered afresh at its first op.
+  if (s.kind == op_kind::accept && res >= 0 && size_t(res) < file_registered_.size())
+    file_registered_[size_t(res)] = 0;
   if (s.kind == op_kind::send_zc) {
     if ((c.flags & IORING_CQE_F_NOTIF) != 0) {
+      ++counters_.zc_notifications;
       // The notification: its res says only whether the kernel copied.
       res = s.first_res;
       if (res == -EOPNOTSUPP && !s.zc_plain && s.waiter != nullptr && !s.settled && !tearing_down_) {
@@ -697,6 +796,7 @@ void uring_loop::on_multishot_cqe(op_slot& s, const io_uring_cqe& c) noexcept {
     count_kernel_copy(op_kind::recv, c.res);
   }
   if ((c.flags & IORING_CQE_F_MORE) != 0) {
+    ++counters_.multishot_more;
     // b is the waiter's now; without one (dropped, or completed early) it
     // goes back to its pool.
     if (s.waiter != nullptr && !s.settled) s.waiter->on_more({c.res, c.flags, std::move(b)});
@@ -759,7 +859,9 @@ void uring_loop::deliver_ready() noexcept {
 void uring_loop::reap_all() noexcept {
   // At most one CQ's worth per call: on_cqe's waiters may submit ops that
   // complete at once, and the loop must get back to its deadline check.
-  ring_.reap([this](const io_uring_cqe& c) { on_cqe(c); }, ring_.cq_entries());
+  // --backend-opt batch=N: at most N a pass (fio's iodepth_batch_complete_max).
+  const unsigned max = options_.features.batch != 0 ? options_.features.batch : ring_.cq_entries();
+  ring_.reap([this](const io_uring_cqe& c) { on_cqe(c); }, max);
   if (exiting_ring_) reap_exiting_ring();
 }
 
@@ -845,7 +947,12 @@ int uring_loop::run(clock_type::time_point deadline) {
 void uring_loop::attach_pool(buffer_pool& pool) {
   pool_ = &pool;
   ledger_.watch(pool);
-  if (options_.fixed_buffers) use_fixed_ = ring_.register_buffers(pool) == 0;
+  const int reg = options_.fixed_buffers ? ring_.register_buffers(pool) : -EINVAL;
+  use_fixed_ = reg == 0;
+  // Asked for by name (--backend-opt fixed-buffers): no silent fallback.
+  if (options_.features.fixed_buffers && !use_fixed_)
+    throw std::system_error(-reg, std::generic_category(),
+                            "fixed-buffers: io_uring_register_buffers (RLIMIT_MEMLOCK? ulimit -l)");
 }
 
 void uring_loop::collect_violations(std::vector<violation>& out) {
@@ -915,6 +1022,17 @@ void uring_loop::teardown() noexcept {
         for (auto& b : s.provided)
           if (b) keep_forever(std::move(b));
     }
+  }
+
+  {
+    std::lock_guard lk(totals_mu);
+    totals.fixed_file_ops += counters_.fixed_file_ops;
+    totals.file_updates += counters_.file_updates;
+    totals.batch_submits += counters_.batch_submits;
+    totals.linked_timeouts += counters_.linked_timeouts;
+    totals.zc_notifications += counters_.zc_notifications;
+    totals.multishot_more += counters_.multishot_more;
+    totals.fixed_buffer_ops += counters_.fixed_buffer_ops;
   }
 
   // 4. Exit the rings, then stop watching the pool.

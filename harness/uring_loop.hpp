@@ -48,6 +48,18 @@
 //   caps its wait at exiting_ring_poll then (no eventfd: a safety hook, not a
 //   throughput path).
 //
+// Backend options (--backend-opt, uring_loop_options::features; README):
+// - fixed_files: a sparse file table indexed by fd number, so an SQE's fd is
+//   its own index; adopt() (re)registers, an op's first use registers, an
+//   accept's new fd is registered afresh at its first op (its number may have
+//   named another file), and a close op empties the slot before closing.
+// - batch: prep() submits once `batch` SQEs are queued; reap_all() takes at
+//   most `batch` CQEs a pass.
+// - send_zc: fill() turns send into send_zc; link_timeout_ms: fill() gives
+//   every op without a deadline (but timeouts, multishot recvs) that one.
+// - single_issuer, sqpoll, fixed_buffers: ring / registration setup only.
+// What they did is counted in counters() (tests).
+//
 // Single-threaded: every call comes from the thread that runs the loop (the
 // exiting submitter only enters the kernel, while the loop thread waits).
 #pragma once
@@ -117,6 +129,21 @@ struct uring_loop_options {
   std::chrono::milliseconds teardown_budget{2000};
   // Initial slot count (grown geometrically if exceeded).
   uint32_t initial_slots = 256;
+  // --backend-opt (harness/backend_opts.hpp). uring_loop_defaults() maps the
+  // ring-level ones (single-issuer, sqpoll) into `ring` and fixed-buffers into
+  // fixed_buffers; the loop reads the rest (see "Backend options" above).
+  uring_features features;
+};
+
+// What the --backend-opt features did, counted by the loop (tests, tools).
+struct uring_loop_counters {
+  uint64_t fixed_file_ops = 0;    // SQEs issued with IOSQE_FIXED_FILE
+  uint64_t file_updates = 0;      // io_uring_register_files_update calls (slots filled or emptied)
+  uint64_t batch_submits = 0;     // submits made because `batch` SQEs were queued
+  uint64_t linked_timeouts = 0;   // IORING_OP_LINK_TIMEOUTs issued
+  uint64_t zc_notifications = 0;  // send_zc F_NOTIF CQEs reaped
+  uint64_t multishot_more = 0;    // recv_multishot CQEs with IORING_CQE_F_MORE
+  uint64_t fixed_buffer_ops = 0;  // SQEs using a registered buffer (READ_FIXED, WRITE_FIXED, SEND_ZC fixed)
 };
 
 // Ring and slab sizing from the registry's hints.
@@ -131,8 +158,10 @@ class uring_loop : public backend {
   uring_loop& operator=(uring_loop&&) = delete;
 
   void attach_pool(buffer_pool& pool) override;
-  // io_uring drives blocking and non-blocking descriptors alike: nothing to set.
-  void adopt(int fd) override { (void)fd; }
+  // io_uring drives blocking and non-blocking descriptors alike: nothing to
+  // set. With fixed-files the fd is (re)registered in the file table here,
+  // at index fd, replacing whatever file a reused number left there.
+  void adopt(int fd) override;
   void spawn(task<> t) override;
   int run(clock_type::time_point deadline) override;
   op_id submit(op&& o, op_waiter* w) noexcept override;
@@ -155,6 +184,12 @@ class uring_loop : public backend {
   // Ops whose final CQE has not been reaped yet (graveyard included).
   [[nodiscard]] size_t ops_in_kernel() const noexcept { return in_kernel_; }
   [[nodiscard]] bool fixed_buffers_active() const noexcept { return use_fixed_; }
+  [[nodiscard]] bool fixed_files_active() const noexcept { return !file_registered_.empty(); }
+  [[nodiscard]] const uring_loop_counters& counters() const noexcept { return counters_; }
+  // Every loop's counters summed at its teardown, for this process (tests
+  // that reach the loop only through the runner).
+  static uring_loop_counters lifetime_totals() noexcept;
+  [[nodiscard]] const uring_features& features() const noexcept { return options_.features; }
 
  protected:
   explicit uring_loop(const uring_loop_options& o);
@@ -282,6 +317,13 @@ class uring_loop : public backend {
   void finish(op_slot& s, int32_t res, uint32_t flags) noexcept;
   void on_cqe(const io_uring_cqe& c) noexcept;
 
+  // fixed-files: the table index of fd (== fd), registering it first if its
+  // slot is empty; -1 when fd cannot go in as a fixed file.
+  int fixed_file(int fd) noexcept;
+  // fixed-files: empties fd's slot (before a close, so the table holds no
+  // reference that would keep the file open).
+  void unregister_file(int fd) noexcept;
+
   void flush_backlog() noexcept;
   void deliver_ready() noexcept;
   void reap_all() noexcept;
@@ -295,6 +337,10 @@ class uring_loop : public backend {
   size_t exiting_in_kernel_ = 0;  // ops (and their cancels) that ring still holds
   buffer_pool* pool_ = nullptr;
   bool use_fixed_ = false;
+  // fixed-files: one flag per table slot (index == fd): holds a file we
+  // registered. Empty when fixed files are off.
+  std::vector<uint8_t> file_registered_;
+  uring_loop_counters counters_;
 
   std::vector<std::unique_ptr<op_slot[]>> chunks_;
   uint32_t capacity_ = 0;

@@ -15,6 +15,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <coroutine>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -23,6 +25,7 @@
 #include <vector>
 
 #include "harness/buffer.hpp"
+#include "harness/buffer_group.hpp"
 #include "harness/io.hpp"
 #include "harness/pacer.hpp"
 #include "harness/pattern.hpp"
@@ -47,6 +50,105 @@ struct tcp_conn {
   uint64_t server_rx = 0;
   uint64_t server_tx = 0;  // (echo)
 };
+
+// --backend-opt multishot (io_uring backends; params.uring.multishot): a
+// receive path as ONE recv_multishot op over a small provided-buffer group
+// instead of a recv per chunk. next() hands out each receive in order (res,
+// and the group buffer holding the bytes, the caller's from then on). When
+// the group runs dry the kernel ends the op (-ENOBUFS): the group is refilled
+// from the pool (consumed buffers went back there) and the op issued again.
+// The end of the stream (0) or an error is handed out last, once.
+// Immovable: the backend holds its address while the op is in flight.
+class multishot_reader final : op_waiter {
+ public:
+  // Buffers per issue: 8 receives in flight per connection.
+  static constexpr size_t k_group = 8;
+
+  multishot_reader(backend& be, buffer_pool& pool, int fd, uint32_t len)
+      : be_(be), pool_(pool), fd_(fd), len_(len), q_(k_group + 2) {
+    group_.reserve(k_group);
+  }
+  multishot_reader(const multishot_reader&) = delete;
+  multishot_reader& operator=(const multishot_reader&) = delete;
+  ~multishot_reader() {
+    if (active_) be_.drop(id_);
+  }
+
+  struct awaiter {
+    multishot_reader& r;
+    bool await_ready() noexcept { return r.ready(); }
+    void await_suspend(std::coroutine_handle<> h) noexcept { r.h_ = h; }
+    completion await_resume() noexcept { return r.pop(); }
+  };
+  awaiter next() noexcept { return awaiter{*this}; }
+
+ private:
+  bool ready() noexcept {
+    if (count_ > 0 || ended_) return true;
+    if (!active_) issue();
+    return count_ > 0 || ended_;
+  }
+  void issue() noexcept {
+    group_.fill(pool_, k_group - std::min(group_.size(), k_group));
+    if (group_.empty()) {
+      end(-ENOBUFS);  // the pool is dry: say so rather than spin
+      return;
+    }
+    active_ = true;
+    submitting_ = true;
+    op o{.kind = op_kind::recv_multishot, .fd = fd_, .len = len_, .group = &group_};
+    id_ = be_.submit(std::move(o), this);
+    submitting_ = false;
+  }
+  completion pop() noexcept {
+    if (count_ == 0) return completion{end_res_, 0, {}};
+    completion c = std::move(q_[head_]);
+    head_ = (head_ + 1) % q_.size();
+    --count_;
+    return c;
+  }
+  void push(completion&& c) noexcept {
+    if (count_ == q_.size()) return end(-EOVERFLOW);  // more receives than buffers: cannot happen
+    q_[(head_ + count_) % q_.size()] = std::move(c);
+    ++count_;
+  }
+  void end(int32_t res) noexcept {
+    ended_ = true;
+    end_res_ = res;
+  }
+  void wake() noexcept {
+    if (!h_ || submitting_) return;
+    // The group ran dry with nothing to hand out: issue again, still waiting.
+    if (count_ == 0 && !ended_ && !active_) issue();
+    if (count_ > 0 || ended_) std::exchange(h_, {}).resume();  // last: the frame may end
+  }
+  void on_more(completion&& c) noexcept override {
+    push(std::move(c));
+    wake();
+  }
+  void on_complete(completion&& c) noexcept override {
+    active_ = false;
+    if (c.res > 0) push(std::move(c));  // one last receive; the next next() issues again
+    else if (c.res != -ENOBUFS) end(c.res);  // EOF (0) or an error; -ENOBUFS: issue again
+    wake();
+  }
+
+  backend& be_;
+  buffer_pool& pool_;
+  int fd_;
+  uint32_t len_;
+  buffer_group group_;
+  std::vector<completion> q_;  // ring of receives not yet handed out
+  size_t head_ = 0, count_ = 0;
+  op_id id_;
+  std::coroutine_handle<> h_;
+  int32_t end_res_ = 0;
+  bool active_ = false, ended_ = false, submitting_ = false;
+};
+
+// Buffers one multishot_reader may hold from the pool: its group, plus the
+// one its caller still holds while the next receive is handed out.
+constexpr size_t k_multishot_buffers = multishot_reader::k_group + 1;
 
 // Common to the connection-based scenarios: the connections, made untimed.
 class conn_scenario : public scenario {
@@ -98,7 +200,10 @@ class stream_scenario final : public conn_scenario {
  public:
   explicit stream_scenario(const params& p) : conn_scenario("tcp.stream", p, p.conns, false) {}
 
-  [[nodiscard]] size_t buffers_needed() const override { return size_t(conns_) * 2; }
+  // Multishot: the receiver's group instead of its one buffer.
+  [[nodiscard]] size_t buffers_needed() const override {
+    return size_t(conns_) * (p_.uring.multishot ? 1 + k_multishot_buffers : 2);
+  }
 
   void start(backend& be, buffer_pool& pool, run_ctx& ctx) override {
     for (uint32_t i = 0; i < conns_; ++i) {
@@ -176,8 +281,15 @@ class stream_scenario final : public conn_scenario {
     }
     const pattern pat(derive_seed(p_.seed, index), p_.bs, p_.verify);
     bool checking = true;
+    std::optional<multishot_reader> ms;
+    if (p_.uring.multishot) {
+      buf.reset();  // the reader's group holds the buffers
+      ms.emplace(be, pool, fd, uint32_t(p_.bs));
+    }
     for (;;) {
-      auto r = co_await x.recv(fd, std::move(buf), uint32_t(p_.bs));
+      completion r;
+      if (ms) r = co_await ms->next();
+      else r = co_await x.recv(fd, std::move(buf), uint32_t(p_.bs));
       buf = std::move(r.buf);
       if (r.res == 0) break;  // EOF: the sender is done
       if (scen::bad_transfer(r.res, p_.bs, buf)) {
@@ -208,7 +320,9 @@ class echo_scenario final : public conn_scenario {
 
   // Client: request + reply buffers (the request keeps its body between
   // messages). Server: one buffer, echoed from in place.
-  [[nodiscard]] size_t buffers_needed() const override { return size_t(conns_) * 3; }
+  [[nodiscard]] size_t buffers_needed() const override {
+    return size_t(conns_) * (p_.uring.multishot ? 2 + k_multishot_buffers : 3);
+  }
 
   void start(backend& be, buffer_pool& pool, run_ctx& ctx) override {
     for (uint32_t i = 0; i < conns_; ++i) {
@@ -304,8 +418,15 @@ class echo_scenario final : public conn_scenario {
       co_return;
     }
     bool ok = true;
+    std::optional<multishot_reader> ms;
+    if (p_.uring.multishot) {
+      buf.reset();  // the reader's group holds the buffers
+      ms.emplace(be, pool, fd, uint32_t(p_.bs));
+    }
     while (ok) {
-      auto r = co_await x.recv(fd, std::move(buf), uint32_t(p_.bs));
+      completion r;
+      if (ms) r = co_await ms->next();
+      else r = co_await x.recv(fd, std::move(buf), uint32_t(p_.bs));
       buf = std::move(r.buf);
       if (r.res == 0) break;  // the client is done
       if (scen::bad_transfer(r.res, p_.bs, buf)) {

@@ -390,7 +390,7 @@ TEST_P(sanitizer_scenario, catches_uring_raw_and_passes_uring_owned) {
   const std::string out = std::string(dir) + "/results.json";
   auto args = [&](const char* b) {
     return std::vector<std::string>{"run", "--backend", b, "--scenario", GetParam(), "--ops", "32", "--seed", "1",
-                                    "--detectors", "canary", "--out", out};
+                                    "--detectors", "canary", "--out", out, "--isolate", "none"};
   };
   const child_result raw = run_ringside(args("uring-raw"));
   EXPECT_TRUE(raw.reported()) << describe(raw);
