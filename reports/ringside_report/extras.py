@@ -7,10 +7,9 @@
 
 Both are validated here; anything wrong raises load.results_error with a
 one-line message (the entry point prints it and exits 2)."""
-import json
 import math
 
-from .load import results_error
+from .load import read_json, results_error
 
 # Issue 6's targets: (label, job (None: every job with that peer), backend (None: the best backend of the
 # job), peers (the strongest of them counts), minimum ratio). Within one peer the best ringside row counts
@@ -32,20 +31,7 @@ SCALE_METRICS = ["ops_per_second", "cpu_us_per_op", "syscalls_per_op", "p50_us",
 
 
 def _read_json(path, what):
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise results_error(f"{path}: cannot read: {e.strerror or e}")
-    if not data.strip():
-        raise results_error(f"{path}: empty file")
-    try:
-        doc = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise results_error(f"{path}: not UTF-8 text")
-    except json.JSONDecodeError as e:
-        raise results_error(f"{path}: not valid {what} JSON (truncated or malformed): {e.msg} at line {e.lineno} "
-                            f"column {e.colno}")
+    doc = read_json(path, what)
     if not isinstance(doc, dict):
         raise results_error(f"{path}: not {what} JSON: top level is {type(doc).__name__}, expected an object")
     return doc

@@ -109,9 +109,9 @@ def _row(raw, index, path):
     }
 
 
-def load_results(path):
-    """One results file -> {'path', 'context', 'rows'}; rows are the iteration
-    rows (aggregates are recomputed from them, so they are skipped)."""
+def read_json(path, what=""):
+    """The JSON document at path; unreadable, empty, not UTF-8 or malformed -> results_error (one line).
+    what names the kind of file in the message ("bench-peers": "not valid bench-peers JSON")."""
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -120,11 +120,19 @@ def load_results(path):
     if not data.strip():
         raise results_error(f"{path}: empty file")
     try:
-        doc = json.loads(data.decode("utf-8"))
+        return json.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
         raise results_error(f"{path}: not UTF-8 text")
     except json.JSONDecodeError as e:
-        raise results_error(f"{path}: not valid JSON (truncated or malformed): {e.msg} at line {e.lineno} column {e.colno}")
+        kind = f"{what} JSON" if what else "JSON"
+        raise results_error(f"{path}: not valid {kind} (truncated or malformed): {e.msg} at line {e.lineno} "
+                            f"column {e.colno}")
+
+
+def load_results(path):
+    """One results file -> {'path', 'context', 'rows'}; rows are the iteration
+    rows (aggregates are recomputed from them, so they are skipped)."""
+    doc = read_json(path)
     if not isinstance(doc, dict):
         raise results_error(f"{path}: not a results file: top level is {type(doc).__name__}, expected an object")
     if not isinstance(doc.get("context"), dict):

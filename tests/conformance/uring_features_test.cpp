@@ -34,18 +34,10 @@ std::vector<std::string> uring_backends() {
   return names;
 }
 
-class features : public testing::TestWithParam<std::string> {
+// The conformance fixture (skips where the backend is unusable here), under
+// this suite's own name.
+class features : public conformance::backend {
  protected:
-  void SetUp() override {
-    const backend_info* info = find_backend(GetParam());
-    ASSERT_NE(info, nullptr) << GetParam();
-    if (info->unavailable_reason) {
-      const std::string why = info->unavailable_reason();
-      if (!why.empty()) GTEST_SKIP() << GetParam() << " unavailable here: " << why;
-    }
-    if (sanitize::lends_checked && info->make({})->caps().contract == buffer_contract::borrowed_unsound)
-      GTEST_SKIP() << sanitize::lends_checked_skip;
-  }
   [[nodiscard]] bool unsound() const {
     return find_backend(GetParam())->make({})->caps().contract == buffer_contract::borrowed_unsound;
   }
