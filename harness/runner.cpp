@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -94,10 +95,23 @@ extern "C" void hang_forever(int) {
   rlimit no_core{0, 0};
   ::setrlimit(RLIMIT_CORE, &no_core);
   if (k == fault_kind::abort) std::abort();
-  ::signal(SIGSEGV, SIG_DFL);
-  volatile int* null_page = nullptr;
-  *null_page = 1;  // NOLINT: the point of the switch
-  std::abort();    // not reached
+  // SIGSEGV with its default action: set through the raw syscall, because
+  // the sanitizers intercept signal()/sigaction() and keep their own SEGV
+  // handler (which would report "asan"/"ubsan", not a crash); and raised,
+  // not provoked by a null store, which UBSan reports before it happens.
+  struct {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)();
+    unsigned long mask;
+  } dfl{SIG_DFL, 0, nullptr, 0};
+  ::syscall(SYS_rt_sigaction, SIGSEGV, &dfl, nullptr, sizeof dfl.mask);
+  sigset_t segv;
+  sigemptyset(&segv);
+  sigaddset(&segv, SIGSEGV);
+  ::pthread_sigmask(SIG_UNBLOCK, &segv, nullptr);
+  ::syscall(SYS_tgkill, ::getpid(), ::gettid(), SIGSEGV);
+  std::abort();  // not reached
 }
 
 // Fires the fault at `at` from its own thread (the backend's ops in flight),
