@@ -217,6 +217,19 @@ uring_loop::~uring_loop() {
 namespace {
 std::mutex totals_mu;
 uring_loop_counters totals;
+
+void add(uring_loop_counters& to, const uring_loop_counters& c) noexcept {
+  to.fixed_file_ops += c.fixed_file_ops;
+  to.file_updates += c.file_updates;
+  to.batch_submits += c.batch_submits;
+  to.linked_timeouts += c.linked_timeouts;
+  to.zc_notifications += c.zc_notifications;
+  to.multishot_more += c.multishot_more;
+  to.fixed_buffer_ops += c.fixed_buffer_ops;
+}
+
+// fd has a slot in the fixed-file table (empty: the option is off).
+bool in_table(const std::vector<uint8_t>& table, int fd) noexcept { return fd >= 0 && size_t(fd) < table.size(); }
 }  // namespace
 
 uring_loop_counters uring_loop::lifetime_totals() noexcept {
@@ -225,14 +238,14 @@ uring_loop_counters uring_loop::lifetime_totals() noexcept {
 }
 
 void uring_loop::adopt(int fd) {
-  if (file_registered_.empty() || fd < 0 || size_t(fd) >= file_registered_.size()) return;
+  if (!in_table(file_registered_, fd)) return;
   // The number may have named another file before: register it afresh.
   file_registered_[size_t(fd)] = 0;
   (void)fixed_file(fd);
 }
 
 int uring_loop::fixed_file(int fd) noexcept {
-  if (file_registered_.empty() || fd < 0 || size_t(fd) >= file_registered_.size()) return -1;
+  if (!in_table(file_registered_, fd)) return -1;
   if (file_registered_[size_t(fd)] != 0) return fd;
   meters::count_syscall();
   ++counters_.file_updates;
@@ -242,7 +255,7 @@ int uring_loop::fixed_file(int fd) noexcept {
 }
 
 void uring_loop::unregister_file(int fd) noexcept {
-  if (file_registered_.empty() || fd < 0 || size_t(fd) >= file_registered_.size()) return;
+  if (!in_table(file_registered_, fd)) return;
   if (file_registered_[size_t(fd)] == 0) return;
   int none = -1;
   meters::count_syscall();
@@ -631,7 +644,7 @@ void uring_loop::on_cqe(const io_uring_cqe& c) noexcept {
   int32_t res = c.res;
   // fixed-files: a new connection's number may have named another file in
   // the table: its slot is registered afresh at its first op.
-  if (s.kind == op_kind::accept && res >= 0 && size_t(res) < file_registered_.size())
+  if (s.kind == op_kind::accept && in_table(file_registered_, res))
     file_registered_[size_t(res)] = 0;
   if (s.kind == op_kind::send_zc) {
     if ((c.flags & IORING_CQE_F_NOTIF) != 0) {
@@ -1026,13 +1039,7 @@ void uring_loop::teardown() noexcept {
 
   {
     std::lock_guard lk(totals_mu);
-    totals.fixed_file_ops += counters_.fixed_file_ops;
-    totals.file_updates += counters_.file_updates;
-    totals.batch_submits += counters_.batch_submits;
-    totals.linked_timeouts += counters_.linked_timeouts;
-    totals.zc_notifications += counters_.zc_notifications;
-    totals.multishot_more += counters_.multishot_more;
-    totals.fixed_buffer_ops += counters_.fixed_buffer_ops;
+    add(totals, counters_);
   }
 
   // 4. Exit the rings, then stop watching the pool.
